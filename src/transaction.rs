@@ -1,0 +1,379 @@
+//! Per-shard slab of in-flight requests: each entry holds the request's response store,
+//! its pending-ack count, its error and its one deadline. Outputs and processors reach an
+//! entry by [`InFlightId`]; the connection task waits on it. No lock, no channel: the
+//! slab is shard-local (`RefCell`), and wake-ups go through one stored `Waker`.
+//!
+//! Entries and their buffers are reused, so a steady stream of requests allocates
+//! nothing here once the slab and the stored payloads have grown to their working size.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bumpalo::Bump;
+
+use crate::message::{Message, Meta, Value};
+
+/// Key of an in-flight request: slot index plus a generation, so a late ack for a
+/// request that already timed out can never land on the slot's next occupant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlightId {
+    index: u32,
+    generation: u32,
+}
+
+/// A message kept as a response: owned copies in buffers that are reused.
+#[derive(Debug, Default)]
+pub struct StoredMessage {
+    pub payload: Vec<u8>,
+    /// Metadata as text (what response headers and status interpolation read).
+    meta: Vec<(String, String)>,
+    meta_len: usize,
+}
+
+impl StoredMessage {
+    fn fill(&mut self, arena: &Bump, msg: &Message<'_>) {
+        self.payload.clear();
+        self.payload.extend_from_slice(msg.payload);
+        self.meta_len = 0;
+        for (k, v) in msg.meta.iter() {
+            if self.meta_len == self.meta.len() {
+                self.meta.push(Default::default());
+            }
+            let (key, value) = &mut self.meta[self.meta_len];
+            key.clear();
+            key.push_str(k);
+            value.clear();
+            value.push_str(v.to_text(arena));
+            self.meta_len += 1;
+        }
+    }
+
+    pub fn meta(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.meta[..self.meta_len]
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The stored message as an arena message again (for status/header interpolation).
+    pub fn to_message<'a>(&self, arena: &'a Bump) -> Message<'a> {
+        let mut meta = Meta::new_in(arena);
+        for (k, v) in self.meta() {
+            meta.set(arena.alloc_str(k), Value::Str(arena.alloc_str(v)));
+        }
+        Message {
+            payload: arena.alloc_slice_copy(&self.payload),
+            meta,
+            error: None,
+        }
+    }
+}
+
+/// The ordered list of messages a request answers with.
+#[derive(Debug, Default)]
+pub struct ResponseStore {
+    messages: Vec<StoredMessage>,
+    len: usize,
+}
+
+impl ResponseStore {
+    pub fn push(&mut self, arena: &Bump, msg: &Message<'_>) {
+        if self.len == self.messages.len() {
+            self.messages.push(StoredMessage::default());
+        }
+        self.messages[self.len].fill(arena, msg);
+        self.len += 1;
+    }
+
+    pub fn messages(&self) -> &[StoredMessage] {
+        &self.messages[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every output acked.
+    Acked,
+    /// An output failed; the text goes to the client with a 502.
+    Nacked(String),
+    /// The deadline passed first (408).
+    TimedOut,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    generation: u32,
+    occupied: bool,
+    deadline: Option<Instant>,
+    /// Deliveries handed to outputs and not yet acked.
+    pending: u32,
+    error: Option<String>,
+    expired: bool,
+    /// The task waiting for this request to settle or expire.
+    waker: Option<Waker>,
+    store: ResponseStore,
+}
+
+/// One shard's in-flight requests.
+#[derive(Default)]
+pub struct Transactions {
+    inner: RefCell<Slab>,
+}
+
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Transactions {
+    /// Opens an entry for a request that must be answered by `deadline`.
+    pub fn begin(&self, deadline: Instant) -> InFlightId {
+        let mut s = self.inner.borrow_mut();
+        let index = match s.free.pop() {
+            Some(i) => i,
+            None => {
+                s.entries.push(Entry::default());
+                (s.entries.len() - 1) as u32
+            }
+        };
+        s.live += 1;
+        let e = &mut s.entries[index as usize];
+        e.occupied = true;
+        e.deadline = Some(deadline);
+        e.pending = 0;
+        e.error = None;
+        e.expired = false;
+        e.waker = None;
+        e.store.clear();
+        InFlightId {
+            index,
+            generation: e.generation,
+        }
+    }
+
+    fn with<R>(&self, id: InFlightId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let mut s = self.inner.borrow_mut();
+        match s.entries.get_mut(id.index as usize) {
+            Some(e) if e.occupied && e.generation == id.generation => Some(f(e)),
+            _ => None,
+        }
+    }
+
+    /// Appends a copy of `msg` to the request's response store.
+    pub fn store(&self, id: InFlightId, arena: &Bump, msg: &Message<'_>) {
+        self.with(id, |e| e.store.push(arena, msg));
+    }
+
+    /// Registers `n` deliveries that will each be acked or nacked by key.
+    pub fn expect(&self, id: InFlightId, n: u32) {
+        self.with(id, |e| e.pending += n);
+    }
+
+    /// Acks one delivery (`Err` nacks it; the first error is kept). A stale id is ignored.
+    pub fn ack(&self, id: InFlightId, result: Result<(), &str>) {
+        let waker = self.with(id, |e| {
+            e.pending = e.pending.saturating_sub(1);
+            if let Err(msg) = result {
+                e.error.get_or_insert_with(|| msg.to_string());
+            }
+            if e.pending == 0 {
+                e.waker.take()
+            } else {
+                None
+            }
+        });
+        if let Some(Some(w)) = waker {
+            w.wake();
+        }
+    }
+
+    /// Resolves when every expected delivery is acked, or the deadline passes.
+    pub fn settled(&self, id: InFlightId) -> Settled<'_> {
+        Settled { txns: self, id }
+    }
+
+    /// Closes the entry, giving its outcome and its store to `f` (the response writer).
+    pub fn finish<R>(&self, id: InFlightId, f: impl FnOnce(Outcome, &ResponseStore) -> R) -> R {
+        let mut s = self.inner.borrow_mut();
+        let e = &mut s.entries[id.index as usize];
+        assert!(
+            e.occupied && e.generation == id.generation,
+            "finish of a closed entry"
+        );
+        let outcome = if let Some(err) = e.error.take() {
+            Outcome::Nacked(err)
+        } else if e.expired || e.pending > 0 {
+            Outcome::TimedOut
+        } else {
+            Outcome::Acked
+        };
+        let r = f(outcome, &e.store);
+        e.occupied = false;
+        e.generation = e.generation.wrapping_add(1);
+        e.waker = None;
+        s.free.push(id.index);
+        s.live -= 1;
+        r
+    }
+
+    /// Number of requests in flight on this shard.
+    pub fn len(&self) -> usize {
+        self.inner.borrow().live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Marks every entry whose deadline has passed and wakes its task. Called by the
+    /// shard's sweeper tick, so requests need no timer of their own.
+    pub fn expire(&self, now: Instant) {
+        let mut wake = Vec::new();
+        {
+            let mut s = self.inner.borrow_mut();
+            for e in s.entries.iter_mut().filter(|e| e.occupied && !e.expired) {
+                if e.deadline.is_some_and(|d| d <= now) {
+                    e.expired = true;
+                    wake.extend(e.waker.take());
+                }
+            }
+        }
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether the request's deadline has been reached (by the sweeper).
+    pub fn is_expired(&self, id: InFlightId) -> bool {
+        self.with(id, |e| e.expired).unwrap_or(true)
+    }
+
+    /// Resolves once the sweeper has expired `id` (raced against processing).
+    pub fn deadline(&self, id: InFlightId) -> Deadline<'_> {
+        Deadline { txns: self, id }
+    }
+}
+
+/// Future of [`Transactions::settled`].
+pub struct Settled<'t> {
+    txns: &'t Transactions,
+    id: InFlightId,
+}
+
+impl Future for Settled<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let done = self.txns.with(self.id, |e| {
+            if e.pending == 0 || e.expired {
+                true
+            } else {
+                e.waker = Some(cx.waker().clone());
+                false
+            }
+        });
+        if done.unwrap_or(true) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Future of [`Transactions::deadline`].
+pub struct Deadline<'t> {
+    txns: &'t Transactions,
+    id: InFlightId,
+}
+
+impl Future for Deadline<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let expired = self.txns.with(self.id, |e| {
+            if !e.expired {
+                e.waker = Some(cx.waker().clone());
+            }
+            e.expired
+        });
+        if expired.unwrap_or(true) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        let waker = Waker::noop();
+        Pin::new(f).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn acks_settle_and_first_error_wins() {
+        let t = Transactions::default();
+        let id = t.begin(Instant::now() + Duration::from_secs(5));
+        t.expect(id, 2);
+        let mut s = t.settled(id);
+        assert!(poll_once(&mut s).is_pending());
+        t.ack(id, Err("first"));
+        t.ack(id, Err("second"));
+        assert!(poll_once(&mut s).is_ready());
+        let outcome = t.finish(id, |o, _| o);
+        assert_eq!(outcome, Outcome::Nacked("first".into()));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn stale_ids_are_ignored_after_reuse() {
+        let t = Transactions::default();
+        let old = t.begin(Instant::now());
+        t.finish(old, |_, _| ());
+        let new = t.begin(Instant::now() + Duration::from_secs(5));
+        t.expect(new, 1);
+        t.ack(old, Err("late"));
+        assert_eq!(t.finish(new, |o, _| o), Outcome::TimedOut);
+    }
+
+    #[test]
+    fn sweeper_expires_past_deadlines_only() {
+        let t = Transactions::default();
+        let now = Instant::now();
+        let late = t.begin(now);
+        let fine = t.begin(now + Duration::from_secs(60));
+        t.expect(late, 1);
+        t.expire(now);
+        assert!(t.is_expired(late));
+        assert!(!t.is_expired(fine));
+        assert_eq!(t.finish(late, |o, _| o), Outcome::TimedOut);
+        assert_eq!(t.finish(fine, |o, _| o), Outcome::Acked);
+    }
+
+    #[test]
+    fn store_keeps_copies_in_order() {
+        let arena = Bump::new();
+        let t = Transactions::default();
+        let id = t.begin(Instant::now());
+        let mut m = Message::new(&arena, b"one");
+        m.meta.set("status", Value::Int(201));
+        t.store(id, &arena, &m);
+        t.store(id, &arena, &Message::new(&arena, b"two"));
+        t.finish(id, |_, store| {
+            let msgs = store.messages();
+            assert_eq!(msgs.len(), 2);
+            assert_eq!(msgs[0].payload, b"one");
+            assert_eq!(msgs[0].meta().collect::<Vec<_>>(), [("status", "201")]);
+            assert_eq!(msgs[1].payload, b"two");
+        });
+    }
+}
