@@ -1,0 +1,89 @@
+//! One shard's wiring of input -> processors -> output, and the life of one request
+//! through it: open a slab entry, build the batch, run the processors, send to the
+//! output, wait for its ack or the deadline, write the response, close the entry.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bumpalo::Bump;
+use futures_lite::future;
+
+use crate::components::inputs::http_server::{HttpServer, Request};
+use crate::components::inputs::InputKind;
+use crate::components::outputs::Output;
+use crate::components::processors::{self, Processor};
+use crate::components::{Build, BuildError, Context};
+use crate::config::Config;
+use crate::http::response::{self, Framing};
+use crate::metrics::{ComponentMetrics, Family, Registry};
+use crate::transaction::Transactions;
+
+/// A shard's built pipeline (`!Send`: each shard builds its own from the config).
+pub struct Pipeline {
+    pub input: HttpServer,
+    input_metrics: Arc<ComponentMetrics>,
+    /// Input-level processors, then `pipeline.processors`.
+    processors: Vec<Processor>,
+    output: Output,
+}
+
+impl Pipeline {
+    pub fn build(conf: &Config, metrics: &Registry) -> Result<Self, BuildError> {
+        let root = Build {
+            metrics,
+            path: "root".into(),
+        };
+        let InputKind::HttpServer(input_conf) = &conf.input.kind;
+        let shared = input_conf.address.is_empty();
+        let input = HttpServer::new(input_conf, shared.then_some(conf.http.root_path.as_str()));
+        let input_build = root.child("input");
+        let mut processors =
+            Processor::build_all(&conf.input.processors, &input_build.child("processors"))?;
+        processors.extend(Processor::build_all(
+            &conf.pipeline.processors,
+            &root.child("pipeline").child("processors"),
+        )?);
+        Ok(Pipeline {
+            input_metrics: metrics.register(Family::Input, &conf.input.label, &input_build.path),
+            input,
+            processors,
+            output: Output::build(&conf.output, &root.child("output"))?,
+        })
+    }
+
+    /// Runs one request and appends its response to `out`.
+    pub async fn handle<'a>(
+        &self,
+        txns: &Transactions,
+        arena: &'a Bump,
+        req: &Request<'a>,
+        out: &mut Vec<u8>,
+        f: Framing<'_>,
+    ) {
+        let start = Instant::now();
+        self.input_metrics.count.add(1);
+        let Some(mut batch) = self.input.batch(arena, req) else {
+            return response::write_text(out, 400, "Bad request\n", f);
+        };
+        let id = txns.begin(start + self.input.timeout());
+        let cx = Context { arena, txns, id };
+        let work = async {
+            processors::run_all(&self.processors, &cx, &mut batch);
+            // The output's ack goes through the slab like every other ack, so the
+            // request settles by one rule whatever the output is.
+            txns.expect(id, 1);
+            let result = if batch.is_empty() {
+                Ok(())
+            } else {
+                self.output.send(&cx, batch).await
+            };
+            txns.ack(id, result.as_ref().map(|_| ()).map_err(String::as_str));
+            txns.settled(id).await;
+        };
+        future::or(work, txns.deadline(id)).await;
+        txns.finish(id, |outcome, store| {
+            self.input.respond(arena, outcome, store, out, f);
+        });
+        self.input_metrics.latency.record(start.elapsed());
+    }
+}

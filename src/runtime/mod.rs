@@ -1,0 +1,329 @@
+//! Executors and shard lifecycle: CPU placement, listener start-up checks, one glommio
+//! executor per shard, signals, and graceful shutdown.
+
+pub mod server;
+pub mod shard;
+
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::components::inputs::InputKind;
+use crate::config::Config;
+use crate::http::Limits;
+use crate::metrics::Registry;
+use crate::pipeline::Pipeline;
+
+use server::{Routes, Service};
+use shard::{Closing, Global, Shard};
+
+/// How often a shard expires deadlines and checks for shutdown.
+const TICK: Duration = Duration::from_millis(5);
+/// Smallest and largest io_uring buffer memory per shard.
+const MIN_IO_MEMORY: usize = 64 * 1024;
+const MAX_IO_MEMORY: usize = 2 * 1024 * 1024;
+
+/// A listener to open on every shard.
+#[derive(Clone)]
+struct ListenerPlan {
+    addr: SocketAddr,
+    /// Serves the service endpoints (`/ping`, `/metrics`, ...).
+    service: bool,
+    /// Serves the input.
+    input: bool,
+}
+
+/// Runs the config until a shutdown signal; returns the process exit code.
+pub fn run(config: Config) -> i32 {
+    crate::log::init(&config.logger);
+    match start(config) {
+        Ok(code) => code,
+        Err(msg) => {
+            crate::error!(msg);
+            eprintln!("sluice: {msg}");
+            1
+        }
+    }
+}
+
+fn start(config: Config) -> Result<i32, String> {
+    let cpus = placement(&config)?;
+    let plans = listeners(&config)?;
+    let io_memory = config
+        .runtime
+        .io_memory_bytes
+        .unwrap_or_else(|| io_memory_for(cpus.len()));
+
+    let global = Arc::new(Global::default());
+    let metrics = Registry::default();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    let mut handles = Vec::new();
+    for (index, cpu) in cpus.iter().copied().enumerate() {
+        let (config, plans, global, metrics, ready) = (
+            config.clone(),
+            plans.clone(),
+            global.clone(),
+            metrics.clone(),
+            ready_tx.clone(),
+        );
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("sluice-shard-{index}"))
+            .io_memory(io_memory);
+        if let Some(spin) = config.runtime.spin_before_park {
+            builder = builder.spin_before_park(spin.0);
+        }
+        let handle = builder
+            .spawn(move || async move {
+                shard_main(index, config, plans, global, metrics, ready).await;
+            })
+            .map_err(|e| format!("cannot start shard {index} on CPU {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..cpus.len() {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a shard stopped during start-up".into()),
+        }
+    }
+    let addrs: Vec<String> = plans.iter().map(|p| p.addr.to_string()).collect();
+    let cpu_list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    crate::info!(
+        format!("listening on {}", addrs.join(", ")),
+        "address" => addrs.join(","),
+        "shards" => cpus.len(),
+        "cpus" => cpu_list.join(","),
+    );
+
+    wait_for_signal(&global);
+    crate::info!("shutting down", "timeout" => format!("{:?}", config.shutdown_timeout.0));
+    let deadline = Instant::now() + config.shutdown_timeout.0;
+    while global.drained.load(Ordering::Acquire) < cpus.len() {
+        if Instant::now() >= deadline {
+            crate::error!(
+                "shutdown timeout reached with requests in flight; abandoning them".to_string()
+            );
+            return Ok(1);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Shards end their own loops once drained; joining them is quick.
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(if global.abandoned.load(Ordering::Acquire) {
+        1
+    } else {
+        0
+    })
+}
+
+fn wait_for_signal(global: &Global) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::error!("cannot install signal handlers", "error" => e);
+            return;
+        }
+    };
+    if signals.forever().next().is_some() {
+        global.shutdown.store(true, Ordering::Release);
+    }
+}
+
+async fn shard_main(
+    index: usize,
+    config: Config,
+    plans: Vec<ListenerPlan>,
+    global: Arc<Global>,
+    metrics: Registry,
+    ready: mpsc::Sender<Result<usize, String>>,
+) {
+    let pipeline = match Pipeline::build(&config, &metrics) {
+        Ok(p) => Rc::new(p),
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let shard = Rc::new(Shard {
+        index,
+        txns: Default::default(),
+        date: Default::default(),
+        metrics,
+        closing: Closing::default(),
+        global: global.clone(),
+    });
+    let InputKind::HttpServer(input_conf) = &config.input.kind;
+    let mut tasks = Vec::new();
+    for plan in &plans {
+        let listener = match bind_reuseport(plan.addr) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("cannot listen on {}: {e}", plan.addr)));
+                return;
+            }
+        };
+        let routes = Rc::new(Routes {
+            service: plan.service.then(|| Service {
+                root_path: config.http.root_path.clone(),
+            }),
+            input: plan.input.then(|| pipeline.clone()),
+            limits: if plan.input {
+                input_conf.limits()
+            } else {
+                Limits::default()
+            },
+        });
+        tasks.push(glommio::spawn_local(server::serve(
+            shard.clone(),
+            listener,
+            routes,
+        )));
+    }
+    let _ = ready.send(Ok(index));
+
+    // The shard's tick: expire request deadlines, notice shutdown.
+    loop {
+        glommio::timer::sleep(TICK).await;
+        shard.txns.expire(Instant::now());
+        if global.shutting_down() && !shard.closing.is_closed() {
+            shard.closing.close();
+        }
+        if shard.closing.is_closed() && shard.txns.is_empty() {
+            break;
+        }
+    }
+    for t in tasks {
+        t.await;
+    }
+    global.drained.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Every shard binds the same address with SO_REUSEPORT (the kernel spreads
+/// connections across them); SO_REUSEADDR lets a restart bind past TIME_WAIT.
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the fd is a bound, listening TCP socket that we own and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// Pending connections per shard listener.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// The CPUs shards run on, one entry per shard.
+fn placement(config: &Config) -> Result<Vec<usize>, String> {
+    let allowed = allowed_cpus();
+    let cpus = if config.runtime.cpus.is_empty() {
+        allowed.clone()
+    } else {
+        for c in &config.runtime.cpus {
+            if !allowed.contains(c) {
+                return Err(format!(
+                    "runtime.cpus names CPU {c}, which this process may not use (allowed: {allowed:?})"
+                ));
+            }
+        }
+        config.runtime.cpus.clone()
+    };
+    let shards = if config.runtime.shards == 0 {
+        cpus.len()
+    } else {
+        config.runtime.shards
+    };
+    Ok((0..shards).map(|i| cpus[i % cpus.len()]).collect())
+}
+
+/// CPUs in this process's affinity mask (what `taskset` allows).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for pid 0 (this thread).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect();
+            if !cpus.is_empty() {
+                return cpus;
+            }
+        }
+    }
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
+/// io_uring buffer memory per shard: glommio locks about 3x this per executor, so
+/// size it to fit every shard under `ulimit -l`.
+fn io_memory_for(shards: usize) -> usize {
+    // SAFETY: getrlimit fills a plain struct.
+    let limit = unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) == 0 {
+            r.rlim_cur
+        } else {
+            0
+        }
+    };
+    let per_shard = if limit == libc::RLIM_INFINITY {
+        MAX_IO_MEMORY
+    } else {
+        (limit as usize / shards.max(1)) / 4
+    };
+    per_shard.clamp(MIN_IO_MEMORY, MAX_IO_MEMORY)
+}
+
+/// The listeners to open, each checked for another process already serving it, with a
+/// port 0 resolved to the port the kernel picked (so all shards share it).
+fn listeners(config: &Config) -> Result<Vec<ListenerPlan>, String> {
+    let InputKind::HttpServer(input) = &config.input.kind;
+    let mut plans: Vec<ListenerPlan> = Vec::new();
+    if config.http.enabled || input.address.is_empty() {
+        if !config.http.enabled {
+            return Err("input http_server has no address and http.enabled is false".into());
+        }
+        plans.push(ListenerPlan {
+            addr: resolve_and_probe(&config.http.address, "http.address")?,
+            service: true,
+            input: input.address.is_empty(),
+        });
+    }
+    if !input.address.is_empty() {
+        plans.push(ListenerPlan {
+            addr: resolve_and_probe(&input.address, "input.http_server.address")?,
+            service: false,
+            input: true,
+        });
+    }
+    Ok(plans)
+}
+
+/// Binds once without SO_REUSEPORT: if another process (with or without SO_REUSEPORT)
+/// already serves the address, the kernel refuses, and we exit instead of silently
+/// sharing the port with it.
+fn resolve_and_probe(address: &str, field: &str) -> Result<SocketAddr, String> {
+    let addr = address
+        .to_socket_addrs()
+        .map_err(|e| format!("{field}: bad address {address:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{field}: address {address:?} resolves to nothing"))?;
+    let probe = StdListener::bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("{field}: {addr} is already in use by another process")
+        } else {
+            format!("{field}: cannot listen on {addr}: {e}")
+        }
+    })?;
+    probe.local_addr().map_err(|e| e.to_string())
+}

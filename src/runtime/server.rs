@@ -1,0 +1,488 @@
+//! A listener on one shard and the connections it accepts: reading, framing (via
+//! `http`), routing to service endpoints or the input's pipeline, and writing responses.
+//!
+//! A connection is one task. It parses every complete request already buffered before
+//! it writes, so pipelined requests are answered in order with one write per batch.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bumpalo::collections::Vec as BVec;
+use bumpalo::Bump;
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::components::inputs::http_server::{admission_response, Admission, Request};
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::request::{parse_head, Framing as BodyFraming, Head, HeaderSpan};
+use crate::http::response::{self, Framing};
+use crate::http::{Limits, RequestError};
+use crate::pipeline::Pipeline;
+
+use super::shard::Shard;
+
+/// Service endpoints on the shared `http.address` server.
+pub struct Service {
+    pub root_path: String,
+}
+
+/// What one listener serves.
+pub struct Routes {
+    pub service: Option<Service>,
+    pub input: Option<Rc<Pipeline>>,
+    pub limits: Limits,
+}
+
+/// Accepts until the shard starts closing; each connection is its own task.
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) {
+    let slot = shard.closing.slot();
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            slot.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok(stream)) => {
+                let (shard, routes) = (shard.clone(), routes.clone());
+                glommio::spawn_local(async move {
+                    let _ = stream.set_nodelay(true);
+                    let peer = stream.peer_addr().ok();
+                    Connection::new(shard, routes, stream, peer).run().await;
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                crate::warn!("accept failed", "error" => e);
+                // EMFILE and friends: back off instead of spinning.
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    // Dropping the listener closes this shard's socket; the kernel stops routing to it.
+}
+
+/// The read buffer: bytes in `buf[start..end]` are received and not yet consumed.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+const INITIAL_READ_BYTES: usize = 16 * 1024;
+/// Read buffers that grew past this for a large body shrink back after it.
+const KEEP_READ_BYTES: usize = 256 * 1024;
+
+impl ReadBuf {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Makes room for at least one more read, keeping unconsumed bytes.
+    fn reserve(&mut self) {
+        if self.end < self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        } else {
+            let new_len = (self.buf.len() * 2).max(INITIAL_READ_BYTES);
+            self.buf.resize(new_len, 0);
+        }
+    }
+
+    fn shrink(&mut self) {
+        if self.buf.len() > KEEP_READ_BYTES && self.end - self.start < INITIAL_READ_BYTES {
+            let rest = self.data().to_vec();
+            self.buf = vec![0; INITIAL_READ_BYTES];
+            self.buf[..rest.len()].copy_from_slice(&rest);
+            self.start = 0;
+            self.end = rest.len();
+        }
+    }
+}
+
+enum Read {
+    Data,
+    Eof,
+    TimedOut,
+    Closing,
+    Failed,
+}
+
+struct Connection {
+    shard: Rc<Shard>,
+    routes: Rc<Routes>,
+    stream: TcpStream,
+    remote_ip: String,
+    rbuf: ReadBuf,
+    wbuf: Vec<u8>,
+    headers: Vec<HeaderSpan>,
+    /// Decoded chunked bodies land here before they are copied to the arena.
+    chunked_body: Vec<u8>,
+}
+
+/// What to do after a request has been answered.
+enum Next {
+    Continue,
+    Close,
+}
+
+impl Connection {
+    fn new(
+        shard: Rc<Shard>,
+        routes: Rc<Routes>,
+        stream: TcpStream,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        Connection {
+            shard,
+            routes,
+            stream,
+            remote_ip: peer.map_or_else(String::new, |p| p.ip().to_string()),
+            rbuf: ReadBuf {
+                buf: vec![0; INITIAL_READ_BYTES],
+                start: 0,
+                end: 0,
+            },
+            wbuf: Vec::with_capacity(INITIAL_READ_BYTES),
+            headers: Vec::with_capacity(32),
+            chunked_body: Vec::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let shard = self.shard.clone();
+        let slot = shard.closing.slot();
+        let mut arena = Bump::with_capacity(16 * 1024);
+        let mut head_started: Option<Instant> = None;
+        let routes = self.routes.clone();
+        let limits = &routes.limits;
+        loop {
+            match parse_head(self.rbuf.data(), limits, &mut self.headers) {
+                Err(e) => return self.fail(e).await,
+                Ok(Some(head)) => {
+                    head_started = None;
+                    match self.request(head, &arena).await {
+                        Ok(Next::Continue) => {}
+                        Ok(Next::Close) => return self.close().await,
+                        Err(()) => return,
+                    }
+                    arena.reset();
+                    self.rbuf.shrink();
+                }
+                Ok(None) => {
+                    // Everything buffered is answered: send it in one write.
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                    let idle = self.rbuf.data().is_empty();
+                    if idle && shard.closing.is_closed() {
+                        return self.drain_on_close().await;
+                    }
+                    let timeout = if idle {
+                        limits.idle_timeout
+                    } else {
+                        let started = *head_started.get_or_insert_with(Instant::now);
+                        match limits.header_read_timeout.checked_sub(started.elapsed()) {
+                            Some(left) if !left.is_zero() => left,
+                            _ => return self.fail(RequestError::HeadTimeout).await,
+                        }
+                    };
+                    let read = if idle {
+                        future::or(self.read(timeout), async {
+                            slot.wait().await;
+                            Read::Closing
+                        })
+                        .await
+                    } else {
+                        self.read(timeout).await
+                    };
+                    match read {
+                        Read::Data => {
+                            if idle {
+                                head_started = Some(Instant::now());
+                            }
+                        }
+                        Read::TimedOut if !idle => {
+                            return self.fail(RequestError::HeadTimeout).await
+                        }
+                        Read::Closing => return self.drain_on_close().await,
+                        Read::Eof | Read::TimedOut | Read::Failed => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads once into the buffer.
+    async fn read(&mut self, timeout: Duration) -> Read {
+        self.rbuf.reserve();
+        let _ = self.stream.set_read_timeout(Some(timeout));
+        let end = self.rbuf.end;
+        match self.stream.read(&mut self.rbuf.buf[end..]).await {
+            Ok(0) => Read::Eof,
+            Ok(n) => {
+                self.rbuf.end += n;
+                Read::Data
+            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => Read::TimedOut,
+            Err(_) => Read::Failed,
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Answers a request that cannot be served and closes: after a protocol error the
+    /// framing of whatever follows cannot be trusted (RFC 9112 §11.2).
+    async fn fail(mut self, e: RequestError) {
+        let date = self.shard.date.get();
+        let f = Framing {
+            minor: 1,
+            close: true,
+            head_only: false,
+            date: &date,
+        };
+        response::write_text(&mut self.wbuf, e.status(), e.body(), f);
+        self.close().await;
+    }
+
+    async fn close(mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+    }
+
+    /// Closing with nothing pending: answer a request that already arrived with 503.
+    async fn drain_on_close(mut self) {
+        let _ = self.read(Duration::from_millis(1)).await;
+        if !self.rbuf.data().is_empty() {
+            let date = self.shard.date.get();
+            let f = Framing {
+                minor: 1,
+                close: true,
+                head_only: false,
+                date: &date,
+            };
+            response::write_text(&mut self.wbuf, 503, "Server closing\n", f);
+        }
+        self.close().await;
+    }
+
+    /// Reads the body of `head`, runs it, and appends the response. `Err` means the
+    /// peer is gone and the connection should just be dropped.
+    async fn request(&mut self, head: Head, arena: &Bump) -> Result<Next, ()> {
+        let date = self.shard.date.get();
+        let raw = &self.rbuf.data()[..head.len];
+        let method = arena.alloc_str(std::str::from_utf8(head.method.of(raw)).unwrap_or(""));
+        let target = arena.alloc_str(std::str::from_utf8(head.target.of(raw)).unwrap_or(""));
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut headers = BVec::with_capacity_in(self.headers.len(), arena);
+        for (n, v) in &self.headers {
+            let name = std::str::from_utf8(n.of(raw)).unwrap_or("");
+            headers.push((&*arena.alloc_str(name), &*arena.alloc_slice_copy(v.of(raw))));
+        }
+        let closing = self.shard.closing.is_closed();
+        let mut f = Framing {
+            minor: head.minor,
+            close: !head.keep_alive || closing,
+            head_only: head.is_head,
+            date: &date,
+        };
+
+        // Route from the head alone, so a refused request is answered before its body.
+        let route = self.route(arena, method, path);
+        if closing || (head.expect_continue && matches!(route, Route::Refused(_))) {
+            // Answer without asking for the body (RFC 9110 §10.1.1), then close: the
+            // body may still be on its way and we will not read it.
+            f.close = true;
+            let (status, text) = match &route {
+                _ if closing => (503, "Server closing\n"),
+                Route::Refused(a) => admission_response(a),
+                _ => unreachable!("only refused routes get here"),
+            };
+            response::write_text(&mut self.wbuf, status, text, f);
+            return Ok(Next::Close);
+        }
+
+        let body = match self.read_body(&head).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(()),
+            Err(e) => {
+                f.close = true;
+                response::write_text(&mut self.wbuf, e.status(), e.body(), f);
+                return Ok(Next::Close);
+            }
+        };
+        let body_bytes: &[u8] = if body.chunked {
+            arena.alloc_slice_copy(&self.chunked_body)
+        } else {
+            arena.alloc_slice_copy(&self.rbuf.data()[head.len..body.end])
+        };
+        self.rbuf.consume(body.end);
+
+        match route {
+            Route::Refused(a) => {
+                let (status, text) = admission_response(&a);
+                response::write_text(&mut self.wbuf, status, text, f);
+            }
+            Route::Service(endpoint) => self.service(endpoint, f),
+            Route::Input(pipeline) => {
+                let req = Request {
+                    method,
+                    path,
+                    query,
+                    headers: headers.into_bump_slice(),
+                    body: body_bytes,
+                    remote_ip: arena.alloc_str(&self.remote_ip),
+                };
+                pipeline
+                    .handle(&self.shard.txns, arena, &req, &mut self.wbuf, f)
+                    .await;
+            }
+        }
+        Ok(if f.close { Next::Close } else { Next::Continue })
+    }
+
+    /// Waits until the whole body of `head` is buffered (decoding chunked bodies into
+    /// `chunked_body`). `Ok(None)`: the peer went away.
+    async fn read_body(&mut self, head: &Head) -> Result<Option<Body>, RequestError> {
+        let limits = self.routes.limits.clone();
+        let mut asked_continue = false;
+        let mut decoder = ChunkedDecoder::default();
+        let mut decoded_to = head.len;
+        self.chunked_body.clear();
+        loop {
+            match head.framing {
+                BodyFraming::None => {
+                    return Ok(Some(Body {
+                        end: head.len,
+                        chunked: false,
+                    }))
+                }
+                BodyFraming::Length(n) => {
+                    // n <= max_body_bytes was checked with the head, so this fits.
+                    let end = head.len + n as usize;
+                    if self.rbuf.data().len() >= end {
+                        return Ok(Some(Body {
+                            end,
+                            chunked: false,
+                        }));
+                    }
+                }
+                BodyFraming::Chunked => {
+                    let input = &self.rbuf.data()[decoded_to..];
+                    decoded_to += decoder.decode(input, &mut self.chunked_body, &limits)?;
+                    if decoder.is_done() {
+                        return Ok(Some(Body {
+                            end: decoded_to,
+                            chunked: true,
+                        }));
+                    }
+                }
+            }
+            if head.expect_continue && !asked_continue {
+                asked_continue = true;
+                self.wbuf.extend_from_slice(response::CONTINUE);
+                if self.flush().await.is_err() {
+                    return Ok(None);
+                }
+            }
+            match self.read(limits.header_read_timeout).await {
+                Read::Data => {}
+                Read::TimedOut => return Err(RequestError::HeadTimeout),
+                Read::Eof | Read::Failed | Read::Closing => return Ok(None),
+            }
+        }
+    }
+
+    fn route(&self, arena: &Bump, method: &str, path: &str) -> Route {
+        if let Some(service) = &self.routes.service {
+            let local = path
+                .strip_prefix(service.root_path.as_str())
+                .filter(|p| p.starts_with('/'))
+                .unwrap_or(path);
+            let endpoint = match local {
+                "/ping" => Some(Endpoint::Ping),
+                "/ready" => Some(Endpoint::Ready),
+                "/version" => Some(Endpoint::Version),
+                "/metrics" | "/stats" => Some(Endpoint::Metrics),
+                _ => None,
+            };
+            if let Some(e) = endpoint {
+                return Route::Service(e);
+            }
+        }
+        match &self.routes.input {
+            Some(p) => match p.input.admit(arena, method, path) {
+                Admission::Accept => Route::Input(p.clone()),
+                other => Route::Refused(other),
+            },
+            None => Route::Refused(Admission::NotFound),
+        }
+    }
+
+    fn service(&mut self, e: Endpoint, f: Framing<'_>) {
+        match e {
+            Endpoint::Ping => response::write_text(&mut self.wbuf, 200, "pong", f),
+            Endpoint::Ready if self.shard.closing.is_closed() => {
+                let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
+                response::write(&mut self.wbuf, 503, h, br#"{"error":"shutting down"}"#, f)
+            }
+            Endpoint::Ready => response::write_text(&mut self.wbuf, 200, "OK\n", f),
+            Endpoint::Version => {
+                let body = format!(
+                    "{{\"version\":\"{}\",\"built\":\"sluice\"}}",
+                    env!("CARGO_PKG_VERSION")
+                );
+                let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
+                response::write(&mut self.wbuf, 200, h, body.as_bytes(), f)
+            }
+            Endpoint::Metrics => {
+                let body = self.shard.metrics.render();
+                let h: [(&[u8], &[u8]); 1] =
+                    [(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")];
+                response::write(&mut self.wbuf, 200, h, body.as_bytes(), f)
+            }
+        }
+    }
+}
+
+/// Where a request goes, decided from its head.
+enum Route {
+    Service(Endpoint),
+    Input(Rc<Pipeline>),
+    Refused(Admission),
+}
+
+enum Endpoint {
+    Ping,
+    Ready,
+    Version,
+    Metrics,
+}
+
+/// A fully buffered body: it ends at `end` (relative to the unconsumed data).
+struct Body {
+    end: usize,
+    /// The decoded bytes are in `chunked_body`, not at `head.len..end`.
+    chunked: bool,
+}
