@@ -64,7 +64,7 @@ run_one() { # name url pid
 taskset -c "$SERVER_CPU" nginx -c "$work/nginx.conf" -p "$work" 2>/dev/null &
 echo $! > "$work/nginx.pid"
 SLUICE_ADDRESS=127.0.0.1:18080 SLUICE_LOG_LEVEL=WARN taskset -c "$SERVER_CPU" \
-  target/release/sluice run config/echo.yaml --set runtime.shards=1 &
+  target/release/sluice run config/echo.yaml --set runtime.shards=1 ${SLUICE_ARGS:-} &
 echo $! > "$work/sluice.pid"
 sleep 1
 for i in $(seq "$ROUNDS"); do

@@ -34,11 +34,13 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    fn fill(&mut self, arena: &Bump, msg: &Message<'_>) {
+    fn fill(&mut self, arena: &Bump, msg: &Message<'_>, all_meta: bool) {
         self.payload.clear();
         self.payload.extend_from_slice(msg.payload);
         self.meta_len = 0;
-        for (k, v) in msg.meta.iter() {
+        // Without interpolation or metadata headers, only a part's Content-Type is read.
+        let wanted = |k: &str| all_meta || k.eq_ignore_ascii_case("content-type");
+        for (k, v) in msg.meta.iter().filter(|(k, _)| wanted(k)) {
             if self.meta_len == self.meta.len() {
                 self.meta.push(Default::default());
             }
@@ -76,6 +78,8 @@ impl StoredMessage {
 pub struct ResponseStore {
     messages: Vec<StoredMessage>,
     len: usize,
+    /// Keep every metadata entry of stored messages (the response reads them).
+    all_meta: bool,
 }
 
 impl ResponseStore {
@@ -83,7 +87,7 @@ impl ResponseStore {
         if self.len == self.messages.len() {
             self.messages.push(StoredMessage::default());
         }
-        self.messages[self.len].fill(arena, msg);
+        self.messages[self.len].fill(arena, msg, self.all_meta);
         self.len += 1;
     }
 
@@ -135,8 +139,10 @@ struct Slab {
 }
 
 impl Transactions {
-    /// Opens an entry for a request that must be answered by `deadline`.
-    pub fn begin(&self, deadline: Instant) -> InFlightId {
+    /// Opens an entry for a request that must be answered by `deadline`. `all_meta`:
+    /// whether the response will read stored messages' metadata (interpolated status or
+    /// headers, metadata headers); if not, only their Content-Type is kept.
+    pub fn begin(&self, deadline: Instant, all_meta: bool) -> InFlightId {
         let mut s = self.inner.borrow_mut();
         let index = match s.free.pop() {
             Some(i) => i,
@@ -154,6 +160,7 @@ impl Transactions {
         e.expired = false;
         e.waker = None;
         e.store.clear();
+        e.store.all_meta = all_meta;
         InFlightId {
             index,
             generation: e.generation,
@@ -322,7 +329,7 @@ mod tests {
     #[test]
     fn acks_settle_and_first_error_wins() {
         let t = Transactions::default();
-        let id = t.begin(Instant::now() + Duration::from_secs(5));
+        let id = t.begin(Instant::now() + Duration::from_secs(5), true);
         t.expect(id, 2);
         let mut s = t.settled(id);
         assert!(poll_once(&mut s).is_pending());
@@ -337,9 +344,9 @@ mod tests {
     #[test]
     fn stale_ids_are_ignored_after_reuse() {
         let t = Transactions::default();
-        let old = t.begin(Instant::now());
+        let old = t.begin(Instant::now(), true);
         t.finish(old, |_, _| ());
-        let new = t.begin(Instant::now() + Duration::from_secs(5));
+        let new = t.begin(Instant::now() + Duration::from_secs(5), true);
         t.expect(new, 1);
         t.ack(old, Err("late"));
         assert_eq!(t.finish(new, |o, _| o), Outcome::TimedOut);
@@ -349,8 +356,8 @@ mod tests {
     fn sweeper_expires_past_deadlines_only() {
         let t = Transactions::default();
         let now = Instant::now();
-        let late = t.begin(now);
-        let fine = t.begin(now + Duration::from_secs(60));
+        let late = t.begin(now, true);
+        let fine = t.begin(now + Duration::from_secs(60), true);
         t.expect(late, 1);
         t.expire(now);
         assert!(t.is_expired(late));
@@ -363,7 +370,7 @@ mod tests {
     fn store_keeps_copies_in_order() {
         let arena = Bump::new();
         let t = Transactions::default();
-        let id = t.begin(Instant::now());
+        let id = t.begin(Instant::now(), true);
         let mut m = Message::new(&arena, b"one");
         m.meta.set("status", Value::Int(201));
         t.store(id, &arena, &m);

@@ -330,6 +330,14 @@ impl HttpServer {
         }
     }
 
+    /// Whether writing the response reads the stored messages' metadata.
+    pub fn reads_response_meta(&self) -> bool {
+        let sr = &self.conf.sync_response;
+        self.static_status.is_none()
+            || sr.headers.values().any(|h| h.0.as_static().is_none())
+            || !sr.metadata_headers.is_empty()
+    }
+
     pub fn timeout(&self) -> std::time::Duration {
         self.conf.timeout.0
     }
