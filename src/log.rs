@@ -9,9 +9,41 @@ use crate::config::{LogFormat, LogLevel, LoggerConfig};
 
 static LOGGER: OnceLock<LoggerConfig> = OnceLock::new();
 
-/// Installs the logger config (the first call wins).
+/// Installs the logger config (the first call wins), and routes the `log` crate's
+/// records (glommio's warnings, for one) through it.
 pub fn init(conf: &LoggerConfig) {
     let _ = LOGGER.set(conf.clone());
+    if log::set_logger(&Bridge).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+}
+
+/// Forwards `log` records from libraries to [`log`], with their target as a field.
+struct Bridge;
+
+impl log::Log for Bridge {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        enabled(level_of(m.level()))
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let msg = r.args().to_string();
+            log(level_of(r.level()), &msg, &[("component", r.target())]);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn level_of(l: log::Level) -> LogLevel {
+    match l {
+        log::Level::Error => LogLevel::ERROR,
+        log::Level::Warn => LogLevel::WARN,
+        log::Level::Info => LogLevel::INFO,
+        log::Level::Debug => LogLevel::DEBUG,
+        log::Level::Trace => LogLevel::TRACE,
+    }
 }
 
 pub fn enabled(level: LogLevel) -> bool {

@@ -212,3 +212,46 @@ fn starts_as_a_non_root_user_with_an_8_mib_memlock_limit() {
         "did not start as nobody: {line}"
     );
 }
+
+/// A request still in flight when `shutdown_timeout` runs out is abandoned, and the
+/// exit status says so.
+#[test]
+fn shutdown_that_abandons_requests_exits_non_zero() {
+    let mut s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /p\n    timeout: 30s\n\
+         output:\n  broker:\n    pattern: fan_out\n    outputs:\n      - reject: never delivered\n\
+         shutdown_timeout: 500ms\n",
+    );
+    let mut c = connect(s.addr);
+    c.write_all(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let code = s.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(1));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let s = Sluice::start_with(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /p\noutput:\n  drop: {}\n",
+        &["--set", "runtime.shards=1", "--set", "logger.format=json", "--log.level", "debug"],
+    );
+    drop(s.connect());
+    // The start-up line was consumed by `start`; ask for another through SIGTERM.
+    let mut s = s;
+    s.terminate(Duration::from_secs(5));
+    let line = s
+        .logs
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a shutdown log line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(v["level"], "info");
+    assert_eq!(v["msg"], "shutting down");
+    assert_eq!(v["@service"], "sluice");
+}
