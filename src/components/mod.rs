@@ -6,6 +6,7 @@ pub mod outputs;
 pub mod processors;
 
 use bumpalo::Bump;
+use serde::Deserialize;
 
 use crate::metrics::Registry;
 use crate::transaction::{InFlightId, Transactions};
@@ -59,4 +60,48 @@ impl<'de> serde::Deserialize<'de> for InterpolatedString {
         // Scalars of any type (`status: 201`) count as their text.
         crate::config::scalar_with(d, InterpolatedString::new)
     }
+}
+
+/// `include_prefixes` / `include_patterns` (regular expressions) over metadata keys.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataFilter {
+    pub include_prefixes: Vec<String>,
+    #[serde(deserialize_with = "regexes")]
+    pub include_patterns: Vec<Patterns>,
+}
+
+/// A compiled `include_patterns` entry.
+#[derive(Clone)]
+pub struct Patterns(pub regex::Regex);
+
+impl std::fmt::Debug for Patterns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0.as_str())
+    }
+}
+
+impl MetadataFilter {
+    pub fn matches(&self, key: &str) -> bool {
+        self.include_prefixes
+            .iter()
+            .any(|p| key.starts_with(p.as_str()))
+            || self.include_patterns.iter().any(|p| p.0.is_match(key))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.include_prefixes.is_empty() && self.include_patterns.is_empty()
+    }
+}
+
+fn regexes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Patterns>, D::Error> {
+    use serde::de::Error;
+    Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|p| {
+            regex::Regex::new(&p)
+                .map(Patterns)
+                .map_err(D::Error::custom)
+        })
+        .collect()
 }

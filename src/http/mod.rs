@@ -3,6 +3,7 @@
 //! knows about pipelines or components.
 
 pub mod chunked;
+pub mod client;
 pub mod date;
 pub mod multipart;
 pub mod request;

@@ -225,3 +225,5 @@ pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
     s.write_all(raw).unwrap();
     Reader::new(s).response(false).expect("a response")
 }
+#[allow(dead_code)]
+pub mod upstream;

@@ -6,15 +6,13 @@
 //! between the two halves is `pipeline`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
-use regex::Regex;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::components::InterpolatedString;
+use crate::components::{InterpolatedString, MetadataFilter};
 use crate::config::Duration;
 use crate::http::{multipart, response, Limits};
 use crate::message::{Batch, Message, Meta, Value};
@@ -135,45 +133,6 @@ impl Default for SyncResponse {
             metadata_headers: MetadataFilter::default(),
         }
     }
-}
-
-/// `include_prefixes` / `include_patterns` (regular expressions) over metadata keys.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetadataFilter {
-    pub include_prefixes: Vec<String>,
-    #[serde(deserialize_with = "regexes")]
-    pub include_patterns: Vec<Patterns>,
-}
-
-/// A compiled `include_patterns` entry.
-#[derive(Clone)]
-pub struct Patterns(pub Regex);
-
-impl fmt::Debug for Patterns {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0.as_str())
-    }
-}
-
-impl MetadataFilter {
-    pub fn matches(&self, key: &str) -> bool {
-        self.include_prefixes
-            .iter()
-            .any(|p| key.starts_with(p.as_str()))
-            || self.include_patterns.iter().any(|p| p.0.is_match(key))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.include_prefixes.is_empty() && self.include_patterns.is_empty()
-    }
-}
-
-fn regexes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Patterns>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .into_iter()
-        .map(|p| Regex::new(&p).map(Patterns).map_err(D::Error::custom))
-        .collect()
 }
 
 fn verbs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod drop;
 pub mod drop_on;
 pub mod fallback;
+pub mod http_client;
 pub mod reject;
 pub mod reject_errored;
 pub mod switch;
@@ -36,6 +37,7 @@ crate::kinds!(
         "drop" => Drop(drop::Config),
         "drop_on" => DropOn(drop_on::Config),
         "fallback" => Fallback(fallback::Config),
+        "http_client" => HttpClient(http_client::Config),
         "reject" => Reject(reject::Config),
         "reject_errored" => RejectErrored(reject_errored::Config),
         "switch" => Switch(switch::Config),
@@ -48,6 +50,7 @@ enum Kind {
     Drop,
     DropOn(drop_on::DropOn),
     Fallback(fallback::Fallback),
+    HttpClient(http_client::HttpClient),
     Reject(reject::Reject),
     RejectErrored(Box<Output>),
     Switch(switch::Switch),
@@ -85,6 +88,7 @@ impl Output {
             OutputKind::Drop(_) => Kind::Drop,
             OutputKind::DropOn(c) => Kind::DropOn(drop_on::DropOn::build(c, b)?),
             OutputKind::Fallback(c) => Kind::Fallback(fallback::Fallback::build(c, b)?),
+            OutputKind::HttpClient(c) => Kind::HttpClient(http_client::HttpClient::build(c, b)?),
             OutputKind::Reject(c) => Kind::Reject(reject::Reject::new(c)),
             OutputKind::RejectErrored(c) => {
                 Kind::RejectErrored(Box::new(Output::build(&c.0, &b.child("reject_errored"))?))
@@ -113,6 +117,7 @@ impl Output {
             Kind::Drop => Ok(()),
             Kind::DropOn(d) => d.send(cx, batch).await,
             Kind::Fallback(f) => f.send(cx, batch).await,
+            Kind::HttpClient(h) => h.send(cx, batch).await,
             Kind::Reject(r) => Err(r.reason(cx, &batch)),
             Kind::RejectErrored(child) => reject_errored::send(child, cx, batch).await,
             Kind::Switch(s) => s.send(cx, batch).await,

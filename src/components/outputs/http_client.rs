@@ -1,0 +1,569 @@
+//! `http_client` output: sends each message to an HTTP server through a per-shard
+//! keep-alive pool, with upstream's success, retry and backoff rules; with
+//! `propagate_response` the server's answer becomes a response message.
+//!
+//! The wire format is `http::client`; this file owns connections (pool per origin,
+//! `max_in_flight`, one retry of a dead pooled connection on a fresh one), name
+//! resolution off the request path (cached), timeouts and retries.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration as StdDuration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+use serde::Deserialize;
+
+use crate::components::{Build, BuildError, Context, InterpolatedString, MetadataFilter};
+use crate::config::Duration;
+use crate::http::client::{self, BodyReader, ResponseHead, Url};
+use crate::http::Limits;
+use crate::message::{Batch, Message, Value};
+
+use super::Nack;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub url: InterpolatedString,
+    #[serde(default = "post")]
+    pub verb: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, InterpolatedString>,
+    /// Metadata sent as request headers.
+    #[serde(default)]
+    pub metadata: MetadataFilter,
+    #[serde(default)]
+    pub propagate_response: bool,
+    /// Response headers kept as metadata (lowercased keys) on a propagated response.
+    #[serde(default)]
+    pub extract_headers: MetadataFilter,
+    #[serde(default)]
+    pub successful_on: Vec<u16>,
+    #[serde(default)]
+    pub drop_on: Vec<u16>,
+    #[serde(default = "default_backoff_on")]
+    pub backoff_on: Vec<u16>,
+    #[serde(default = "three")]
+    pub retries: u32,
+    #[serde(default = "one_second")]
+    pub retry_period: Duration,
+    #[serde(default = "five_minutes")]
+    pub max_retry_backoff: Duration,
+    #[serde(default = "five_seconds")]
+    pub timeout: Duration,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    #[serde(default = "sixty_four")]
+    pub max_in_flight: usize,
+    #[serde(default)]
+    pub batch_as_multipart: bool,
+    /// Accepted for compatibility: requests are sent as they come.
+    #[serde(default)]
+    pub batching: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub basic_auth: BasicAuth,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+fn default_backoff_on() -> Vec<u16> {
+    vec![429]
+}
+fn three() -> u32 {
+    3
+}
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+fn yes() -> bool {
+    true
+}
+fn sixty_four() -> usize {
+    64
+}
+
+/// `tls`: HTTPS is not built yet; enabling it is refused at its position.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    #[serde(deserialize_with = "not_yet_true")]
+    pub enabled: bool,
+    pub skip_cert_verify: bool,
+    pub root_cas_file: String,
+}
+
+fn not_yet_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    crate::config::scalar_with(d, |s| match s {
+        "false" => Ok(false),
+        "true" => Err("TLS for http_client is not supported yet by sluice".to_string()),
+        other => Err(format!("expected true or false, found {other:?}")),
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    pub enabled: bool,
+    pub username: String,
+    pub password: String,
+}
+
+/// Response heads and bodies from upstreams are bounded like requests to us.
+const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
+const MAX_RESPONSE_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// Redirects followed before giving up.
+const MAX_REDIRECTS: usize = 10;
+/// Resolved names are reused this long.
+const DNS_TTL: StdDuration = StdDuration::from_secs(30);
+/// Idle pooled connections older than this are closed rather than reused.
+const POOL_IDLE: StdDuration = StdDuration::from_secs(30);
+
+/// One origin's idle connections.
+type Origin = (String, u16);
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// The per-shard client.
+pub struct HttpClient {
+    conf: Config,
+    limits: Limits,
+    pool: RefCell<HashMap<Origin, Vec<Idle>>>,
+    in_flight: Rc<Semaphore>,
+    dns: RefCell<HashMap<String, (Vec<SocketAddr>, Instant)>>,
+    basic_auth: Option<String>,
+}
+
+/// What one exchange produced.
+struct Exchange {
+    head: ResponseHead,
+    body: Vec<u8>,
+}
+
+impl HttpClient {
+    pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
+        if let Some(url) = conf.url.0.as_static() {
+            let u = client::parse_url(url).map_err(|e| format!("{}: {e}", b.path))?;
+            if u.tls {
+                return Err(format!(
+                    "{}: https URLs are not supported yet by sluice",
+                    b.path
+                ));
+            }
+        }
+        let basic_auth = conf.basic_auth.enabled.then(|| {
+            let raw = format!("{}:{}", conf.basic_auth.username, conf.basic_auth.password);
+            format!("Basic {}", base64_encode(raw.as_bytes()))
+        });
+        Ok(HttpClient {
+            conf: conf.clone(),
+            limits: Limits {
+                max_head_bytes: MAX_RESPONSE_HEAD_BYTES,
+                max_body_bytes: MAX_RESPONSE_BODY_BYTES,
+                ..Limits::default()
+            },
+            pool: RefCell::new(HashMap::new()),
+            in_flight: Rc::new(Semaphore::new(conf.max_in_flight.max(1) as u64)),
+            dns: RefCell::new(HashMap::new()),
+            basic_auth,
+        })
+    }
+
+    /// Sends every message of the batch (one request each, or one multipart request
+    /// with `batch_as_multipart`); acked when all succeeded.
+    pub async fn send<'a>(&self, cx: &Context<'a>, batch: Batch<'a>) -> Result<(), Nack> {
+        if self.conf.batch_as_multipart && batch.len() > 1 {
+            let (body, ctype) = multipart_body(&batch);
+            return self.deliver(cx, &batch, 0, &body, Some(&ctype)).await;
+        }
+        for i in 0..batch.len() {
+            self.deliver(cx, &batch, i, batch[i].payload, None).await?;
+        }
+        Ok(())
+    }
+
+    /// One message (or multipart body) with retries, then its response handled.
+    async fn deliver<'a>(
+        &self,
+        cx: &Context<'a>,
+        batch: &[Message<'a>],
+        index: usize,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<(), Nack> {
+        let url = self
+            .conf
+            .url
+            .0
+            .render(cx.arena, batch, index)
+            .map_err(|e| format!("url: {e}"))?;
+        let mut headers: Vec<(&str, &[u8])> = Vec::new();
+        for (name, value) in &self.conf.headers {
+            let v = value
+                .0
+                .render(cx.arena, batch, index)
+                .map_err(|e| format!("header {name}: {e}"))?;
+            headers.push((name.as_str(), v.as_bytes()));
+        }
+        let msg = &batch[index];
+        if !self.conf.metadata.is_empty() {
+            for (k, v) in msg.meta.iter() {
+                if self.conf.metadata.matches(k) {
+                    headers.push((k, v.to_text(cx.arena).as_bytes()));
+                }
+            }
+        }
+        if let Some(auth) = &self.basic_auth {
+            headers.push(("Authorization", auth.as_bytes()));
+        }
+        if let Some(ct) = content_type {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+            headers.push(("Content-Type", ct.as_bytes()));
+        }
+
+        let mut backoff = self.conf.retry_period.0;
+        let mut attempt = 0;
+        loop {
+            let (error, wait) = match self.exchange(url, &self.conf.verb, &headers, body).await {
+                Ok(x) if self.is_success(x.head.status) => {
+                    if self.conf.propagate_response {
+                        self.store_response(cx, msg, &x);
+                    }
+                    return Ok(());
+                }
+                Ok(x) => {
+                    let text = format!(
+                        "HTTP request returned unexpected response code ({}): {} {}, Error: {}",
+                        x.head.status,
+                        x.head.status,
+                        x.head.reason,
+                        String::from_utf8_lossy(&x.body)
+                    );
+                    if self.conf.drop_on.contains(&x.head.status) {
+                        return Err(text);
+                    }
+                    if self.conf.backoff_on.contains(&x.head.status) {
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(self.conf.max_retry_backoff.0);
+                        (text, wait)
+                    } else {
+                        (text, self.conf.retry_period.0)
+                    }
+                }
+                Err(e) => (e, self.conf.retry_period.0),
+            };
+            attempt += 1;
+            if attempt > self.conf.retries {
+                return Err(error);
+            }
+            glommio::timer::sleep(wait).await;
+        }
+    }
+
+    /// Upstream's rule: 2xx not in `drop_on`/`backoff_on`, or listed in `successful_on`.
+    fn is_success(&self, status: u16) -> bool {
+        self.conf.successful_on.contains(&status)
+            || ((200..300).contains(&status)
+                && !self.conf.drop_on.contains(&status)
+                && !self.conf.backoff_on.contains(&status))
+    }
+
+    /// The response as a message: the original metadata, `http_status_code`, and the
+    /// headers `extract_headers` selects (lowercased keys); appended to the store.
+    fn store_response<'a>(&self, cx: &Context<'a>, original: &Message<'a>, x: &Exchange) {
+        let mut meta = original.meta.clone();
+        meta.set("http_status_code", Value::Int(i64::from(x.head.status)));
+        if !self.conf.extract_headers.is_empty() {
+            for (name, value) in &x.head.headers {
+                let key = name.to_ascii_lowercase();
+                if self.conf.extract_headers.matches(&key) {
+                    meta.set(
+                        cx.arena.alloc_str(&key),
+                        Value::Str(cx.arena.alloc_str(value)),
+                    );
+                }
+            }
+        }
+        let msg = Message {
+            payload: cx.arena.alloc_slice_copy(&x.body),
+            meta,
+            error: None,
+        };
+        cx.txns.store(cx.id, cx.arena, &msg);
+    }
+
+    /// One request/response, following redirects, bounded by `timeout`.
+    async fn exchange(
+        &self,
+        url: &str,
+        verb: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<Exchange, String> {
+        let _permit = self.in_flight.acquire(1).await.map_err(|e| e.to_string())?;
+        let timeout = self.conf.timeout.0;
+        let work = async {
+            let mut location = url.to_string();
+            let mut verb = verb.to_string();
+            let mut body = body;
+            for _ in 0..=MAX_REDIRECTS {
+                let u = client::parse_url(&location)?;
+                if u.tls {
+                    return Err("https URLs are not supported yet by sluice".to_string());
+                }
+                let x = self.round_trip(&u, &verb, headers, body).await?;
+                let redirect = self.conf.follow_redirects
+                    && matches!(x.head.status, 301 | 302 | 303 | 307 | 308);
+                let Some(next) = x.head.header("location").filter(|_| redirect) else {
+                    return Ok(x);
+                };
+                location = resolve_location(&u, next);
+                // RFC 9110 §15.4: 303 (and, as clients do, 301/302 after POST) become GET.
+                if x.head.status == 303 || (matches!(x.head.status, 301 | 302) && verb == "POST") {
+                    verb = "GET".into();
+                    body = &[];
+                }
+            }
+            Err(format!("stopped after {MAX_REDIRECTS} redirects"))
+        };
+        futures_lite::future::or(work, async {
+            glommio::timer::sleep(timeout).await;
+            Err(format!("request timed out after {timeout:?}"))
+        })
+        .await
+    }
+
+    /// Sends on a pooled connection, or a fresh one; a pooled connection that turns
+    /// out dead (closed while idle) is retried once on a fresh connection.
+    async fn round_trip(
+        &self,
+        u: &Url<'_>,
+        verb: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<Exchange, String> {
+        let mut req = Vec::with_capacity(256 + body.len());
+        client::write_request(&mut req, verb, u, headers.iter().copied(), body);
+        let origin: Origin = (u.host.to_string(), u.port);
+        if let Some(stream) = self.checkout(&origin) {
+            match self.on(stream, &req, verb).await {
+                Ok((x, stream)) => return Ok(self.checkin(origin, x, stream)),
+                Err((e, got_bytes)) if got_bytes => return Err(e),
+                Err(_) => {} // dead before answering: try a fresh connection
+            }
+        }
+        let stream = self.connect(u).await?;
+        match self.on(stream, &req, verb).await {
+            Ok((x, stream)) => Ok(self.checkin(origin, x, stream)),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    fn checkout(&self, origin: &Origin) -> Option<TcpStream> {
+        let mut pool = self.pool.borrow_mut();
+        let idle = pool.get_mut(origin)?;
+        while let Some(c) = idle.pop() {
+            if c.since.elapsed() < POOL_IDLE {
+                return Some(c.stream);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, origin: Origin, x: (Exchange, bool), stream: TcpStream) -> Exchange {
+        let (exchange, reusable) = x;
+        if reusable {
+            let mut pool = self.pool.borrow_mut();
+            let idle = pool.entry(origin).or_default();
+            if idle.len() < self.conf.max_in_flight {
+                idle.push(Idle {
+                    stream,
+                    since: Instant::now(),
+                });
+            }
+        }
+        exchange
+    }
+
+    async fn connect(&self, u: &Url<'_>) -> Result<TcpStream, String> {
+        let addrs = self.resolve(u.host, u.port).await?;
+        let mut last = String::from("no address");
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = format!("connect {addr}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Addresses of `host`, from the cache or resolved on a blocking thread so the
+    /// shard never waits on the resolver.
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        if let Some((addrs, at)) = self.dns.borrow().get(host) {
+            if at.elapsed() < DNS_TTL {
+                return Ok(addrs
+                    .iter()
+                    .map(|a| SocketAddr::new(a.ip(), port))
+                    .collect());
+            }
+        }
+        let name = host.to_string();
+        let resolved = glommio::executor()
+            .spawn_blocking(move || {
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>())
+            })
+            .await
+            .map_err(|e| format!("resolve {host}: {e}"))?;
+        self.dns
+            .borrow_mut()
+            .insert(host.to_string(), (resolved.clone(), Instant::now()));
+        Ok(resolved)
+    }
+
+    /// Writes the request and reads the response on `stream`. On failure, says whether
+    /// any response byte had arrived (only a silent failure is retried on a new socket).
+    async fn on(
+        &self,
+        mut stream: TcpStream,
+        req: &[u8],
+        verb: &str,
+    ) -> Result<((Exchange, bool), TcpStream), (String, bool)> {
+        if let Err(e) = stream.write_all(req).await {
+            return Err((format!("write: {e}"), false));
+        }
+        let mut buf = vec![0u8; 8192];
+        let mut filled = 0;
+        let head = loop {
+            match client::parse_response_head(&buf[..filled], &self.limits, verb) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => return Err((format!("bad response: {}", e.body().trim_end()), true)),
+            }
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match stream.read(&mut buf[filled..]).await {
+                Ok(0) => return Err(("connection closed before a response".into(), filled > 0)),
+                Ok(n) => filled += n,
+                Err(e) => return Err((format!("read: {e}"), filled > 0)),
+            }
+        };
+        let mut reader = BodyReader::new(head.framing);
+        let mut start = head.len;
+        loop {
+            let (used, done) = reader
+                .feed(&buf[start..filled], &self.limits)
+                .map_err(|e| (format!("bad response body: {}", e.body().trim_end()), true))?;
+            start += used;
+            if done {
+                // Bytes after the response mean the framing is off: do not reuse.
+                let reusable = head.keep_alive && start == filled;
+                return Ok((
+                    (
+                        Exchange {
+                            body: reader.body,
+                            head,
+                        },
+                        reusable,
+                    ),
+                    stream,
+                ));
+            }
+            start = 0;
+            match stream.read(&mut buf[..]).await {
+                Ok(0) if reader.eof_completes() => {
+                    return Ok((
+                        (
+                            Exchange {
+                                body: reader.body,
+                                head,
+                            },
+                            false,
+                        ),
+                        stream,
+                    ));
+                }
+                Ok(0) => return Err(("connection closed mid-response".into(), true)),
+                Ok(n) => filled = n,
+                Err(e) => return Err((format!("read: {e}"), true)),
+            }
+        }
+    }
+}
+
+/// An absolute or origin-relative `Location` against the URL it came from.
+fn resolve_location(base: &Url<'_>, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if location.starts_with('/') {
+        format!(
+            "{}://{}{location}",
+            if base.tls { "https" } else { "http" },
+            base.authority
+        )
+    } else {
+        let dir = base.target.rsplit_once('/').map_or("", |(d, _)| d);
+        format!(
+            "{}://{}{dir}/{location}",
+            if base.tls { "https" } else { "http" },
+            base.authority
+        )
+    }
+}
+
+/// `batch_as_multipart`: one `multipart/form-data` body, a part per message.
+fn multipart_body(batch: &[Message<'_>]) -> (Vec<u8>, String) {
+    let boundary = format!(
+        "sluice{:016x}",
+        batch.as_ptr() as usize as u64 ^ 0x5bd1_e995_1234_5678
+    );
+    let mut body = Vec::new();
+    for m in batch {
+        let ctype = m
+            .meta
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .and_then(|(_, v)| {
+                if let Value::Str(s) = v {
+                    Some(*s)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or("application/octet-stream");
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: {ctype}\r\n\r\n").as_bytes());
+        body.extend_from_slice(m.payload);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+fn base64_encode(input: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(input)
+}

@@ -1,0 +1,345 @@
+//! Client side of HTTP/1.1 (RFC 9112): target URLs, request encoding, and response
+//! parsing with the same framing rules and chunked decoder the server uses. The I/O
+//! (pools, sockets, TLS) belongs to the `http_client` output; this is bytes only.
+
+use super::chunked::ChunkedDecoder;
+use super::{Limits, RequestError};
+
+/// The parts of an `http://` or `https://` URL a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url<'u> {
+    pub tls: bool,
+    pub host: &'u str,
+    pub port: u16,
+    /// `host` or `host:port` as the Host header wants it.
+    pub authority: &'u str,
+    /// Path and query, at least `/`.
+    pub target: &'u str,
+}
+
+/// Parses an absolute http(s) URL; userinfo and fragments are refused or dropped.
+pub fn parse_url(url: &str) -> Result<Url<'_>, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else {
+        return Err(format!(
+            "unsupported URL {url:?}: expected http:// or https://"
+        ));
+    };
+    let rest = rest.split('#').next().unwrap_or("");
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(split);
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("bad URL authority in {url:?}"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            let port = p.parse().map_err(|_| format!("bad port in {url:?}"))?;
+            (h, port)
+        }
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let target = if target.is_empty() { "/" } else { target };
+    Ok(Url {
+        tls,
+        host,
+        port,
+        authority,
+        target,
+    })
+}
+
+/// Appends a request head and body.
+pub fn write_request<'h>(
+    out: &mut Vec<u8>,
+    verb: &str,
+    url: &Url<'_>,
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    body: &[u8],
+) {
+    out.extend_from_slice(verb.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut has_host = false;
+    for (name, value) in headers {
+        // A value with CR/LF would split the request: drop the field.
+        if !super::response::is_token(name.as_bytes())
+            || value.iter().any(|&b| b == b'\r' || b == b'\n')
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            continue; // framing is ours to decide
+        }
+        has_host |= name.eq_ignore_ascii_case("host");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_host {
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(url.authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() || !matches!(verb, "GET" | "HEAD" | "DELETE" | "OPTIONS") {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// A parsed response head; header spans are owned copies (responses are few and small).
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head in the buffer.
+    pub len: usize,
+    pub framing: BodyFraming,
+    /// The server keeps the connection open after this response.
+    pub keep_alive: bool,
+}
+
+impl ResponseHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+    /// Read until the server closes.
+    Close,
+}
+
+/// Parses a response head; `Ok(None)` needs more bytes.
+pub fn parse_response_head(
+    buf: &[u8],
+    limits: &Limits,
+    request_verb: &str,
+) -> Result<Option<ResponseHead>, RequestError> {
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
+            return Err(RequestError::HeadTooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyHeaders),
+        Err(_) => return Err(RequestError::BadRequest("malformed response head")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let minor = resp.version.unwrap_or(1);
+    let mut headers = Vec::with_capacity(resp.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut close = minor == 0;
+    for h in resp.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).into_owned();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| RequestError::BadRequest("malformed Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(RequestError::BadRequest("differing Content-Length values"));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for t in value.split(',') {
+                let t = t.trim();
+                if t.eq_ignore_ascii_case("close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case("keep-alive") && minor == 0 {
+                    close = false;
+                }
+            }
+        }
+        headers.push((h.name.to_string(), value));
+    }
+    // RFC 9112 §6.3: HEAD, 1xx, 204 and 304 have no body whatever the headers say.
+    let framing = if request_verb == "HEAD" || status < 200 || status == 204 || status == 304 {
+        BodyFraming::None
+    } else if chunked {
+        BodyFraming::Chunked
+    } else {
+        match length {
+            Some(0) => BodyFraming::None,
+            Some(n) if n > limits.max_body_bytes => return Err(RequestError::BodyTooLarge),
+            Some(n) => BodyFraming::Length(n),
+            None => BodyFraming::Close,
+        }
+    };
+    Ok(Some(ResponseHead {
+        status,
+        reason: resp.reason.unwrap_or("").to_string(),
+        headers,
+        len,
+        keep_alive: !close && framing != BodyFraming::Close,
+        framing,
+    }))
+}
+
+/// Incremental body reader for one response.
+pub struct BodyReader {
+    framing: BodyFraming,
+    chunked: ChunkedDecoder,
+    /// Body bytes so far.
+    pub body: Vec<u8>,
+}
+
+impl BodyReader {
+    pub fn new(framing: BodyFraming) -> Self {
+        BodyReader {
+            framing,
+            chunked: ChunkedDecoder::default(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Feeds received bytes; returns how many were consumed and whether the body is
+    /// complete. For close-delimited bodies, completion is the caller's EOF.
+    pub fn feed(&mut self, input: &[u8], limits: &Limits) -> Result<(usize, bool), RequestError> {
+        match self.framing {
+            BodyFraming::None => Ok((0, true)),
+            BodyFraming::Length(n) => {
+                let want = (n as usize).saturating_sub(self.body.len());
+                let take = want.min(input.len());
+                self.body.extend_from_slice(&input[..take]);
+                Ok((take, self.body.len() as u64 == n))
+            }
+            BodyFraming::Chunked => {
+                let used = self.chunked.decode(input, &mut self.body, limits)?;
+                Ok((used, self.chunked.is_done()))
+            }
+            BodyFraming::Close => {
+                if (self.body.len() + input.len()) as u64 > limits.max_body_bytes {
+                    return Err(RequestError::BodyTooLarge);
+                }
+                self.body.extend_from_slice(input);
+                Ok((input.len(), false))
+            }
+        }
+    }
+
+    /// Whether EOF ends this body properly.
+    pub fn eof_completes(&self) -> bool {
+        self.framing == BodyFraming::Close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = parse_url("http://127.0.0.1:8080/a/b?x=1#frag").unwrap();
+        assert_eq!(
+            (u.tls, u.host, u.port, u.authority, u.target),
+            (false, "127.0.0.1", 8080, "127.0.0.1:8080", "/a/b?x=1")
+        );
+        let u = parse_url("https://api.example.com").unwrap();
+        assert_eq!(
+            (u.tls, u.host, u.port, u.target),
+            (true, "api.example.com", 443, "/")
+        );
+        let u = parse_url("http://[::1]:81/x").unwrap();
+        assert_eq!((u.host, u.port), ("::1", 81));
+        assert!(parse_url("ftp://x").is_err());
+        assert!(parse_url("http://user@x/").is_err());
+    }
+
+    #[test]
+    fn request_has_host_and_length_and_drops_injected_headers() {
+        let mut out = Vec::new();
+        let u = parse_url("http://h:1/p").unwrap();
+        let headers: [(&str, &[u8]); 3] = [
+            ("X-A", b"1"),
+            ("X-Bad", b"a\r\nB: c"),
+            ("Content-Length", b"99"),
+        ];
+        write_request(&mut out, "POST", &u, headers, b"hi");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /p HTTP/1.1\r\nX-A: 1\r\nHost: h:1\r\nContent-Length: 2\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn response_framing() {
+        let l = Limits::default();
+        let h = parse_response_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            &l,
+            "POST",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (200, BodyFraming::Length(3), true)
+        );
+        let h = parse_response_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &l,
+            "GET",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        let h = parse_response_head(b"HTTP/1.0 200 OK\r\n\r\n", &l, "GET")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (BodyFraming::Close, false));
+        let h = parse_response_head(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            &l,
+            "GET",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, BodyFraming::None);
+        assert!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\nContent", &l, "GET")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn body_reader_across_pieces() {
+        let l = Limits::default();
+        let mut r = BodyReader::new(BodyFraming::Chunked);
+        let (n, done) = r.feed(b"3\r\nab", &l).unwrap();
+        assert!(!done);
+        let mut rest = b"3\r\nab"[n..].to_vec();
+        rest.extend_from_slice(b"c\r\n0\r\n\r\n");
+        let (_, done) = r.feed(&rest, &l).unwrap();
+        assert!(done);
+        assert_eq!(r.body, b"abc");
+    }
+}

@@ -1,0 +1,161 @@
+//! The `http_client` output against real upstream servers started by the tests:
+//! propagated answers, interpolated headers, connection reuse, error statuses, stalls,
+//! and connections that die mid-response.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use support::upstream::{Reply, Upstream};
+use support::{exchange, Response, Sluice};
+
+fn proxy(upstream: &Upstream, input_extra: &str, client_extra: &str) -> Sluice {
+    Sluice::start(&format!(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /p\n{input_extra}\
+         output:\n  http_client:\n    url: {}\n    verb: POST\n    propagate_response: true\n{client_extra}",
+        upstream.url("/forecast")
+    ))
+}
+
+fn post(s: &Sluice, body: &str) -> Response {
+    let raw = format!(
+        "POST /p HTTP/1.1\r\nHost: x\r\nX-Trace: t-42\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(s.addr, raw.as_bytes())
+}
+
+#[test]
+fn upstream_answer_comes_back_with_interpolated_headers() {
+    let up = Upstream::start(|req, _| {
+        let body = format!(
+            "city={} trace={} method={} path={}",
+            String::from_utf8_lossy(&req.body),
+            req.header("x-trace").unwrap_or("-"),
+            req.method,
+            req.target
+        );
+        Reply::Chunked(200, body.into_bytes())
+    });
+    let s = proxy(
+        &up,
+        "",
+        "    headers:\n      X-Trace: ${! meta(\"X-Trace\") }\n      Content-Type: text/plain\n",
+    );
+    let r = post(&s, "Berlin");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        "city=Berlin trace=t-42 method=POST path=/forecast"
+    );
+}
+
+#[test]
+fn sequential_requests_reuse_a_few_connections() {
+    let up = Upstream::start(|_, n| Reply::Send(200, vec![], format!("n{n}").into_bytes()));
+    let s = proxy(&up, "", "");
+    for i in 1..=50 {
+        let r = post(&s, "x");
+        assert_eq!((r.status, r.text()), (200, format!("n{i}")));
+    }
+    let conns = up.connections.load(Ordering::Relaxed);
+    assert!(conns <= 3, "{conns} upstream connections for 50 requests");
+}
+
+#[test]
+fn upstream_error_answers_502_with_its_status_and_body() {
+    let up = Upstream::start(|_, _| Reply::Send(500, vec![], b"database is down".to_vec()));
+    let s = proxy(&up, "", "    retries: 2\n    retry_period: 10ms\n");
+    let r = post(&s, "x");
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.text(),
+        "HTTP request returned unexpected response code (500): 500 Status500, Error: database is down\n"
+    );
+    // First try plus two retries.
+    assert_eq!(up.requests.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn upstream_status_passes_through_when_configured() {
+    let up = Upstream::start(|_, _| {
+        Reply::Send(
+            201,
+            vec![("X-Request-Id".into(), "abc".into())],
+            b"created".to_vec(),
+        )
+    });
+    let s = proxy(
+        &up,
+        "    sync_response:\n      status: ${! @http_status_code }\n      headers:\n        X-Upstream-Id: ${! meta(\"x-request-id\") }\n",
+        "    extract_headers:\n      include_prefixes: [ x-request ]\n",
+    );
+    let r = post(&s, "x");
+    assert_eq!((r.status, r.text()), (201, "created".to_string()));
+    assert_eq!(r.header("x-upstream-id"), Some("abc"));
+}
+
+#[test]
+fn a_stalled_upstream_is_retried_then_answers_502_without_hanging() {
+    let up = Upstream::start(|_, _| Reply::Stall(Duration::from_secs(3)));
+    let s = proxy(
+        &up,
+        "    timeout: 5s\n",
+        "    timeout: 200ms\n    retries: 1\n    retry_period: 10ms\n",
+    );
+    let started = Instant::now();
+    let r = post(&s, "x");
+    let took = started.elapsed();
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("timed out"), "{}", r.text());
+    assert_eq!(up.requests.load(Ordering::Relaxed), 2);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // With a request deadline shorter than the retries, the client gets 408 on time.
+    let s = proxy(
+        &up,
+        "    timeout: 300ms\n",
+        "    timeout: 200ms\n    retries: 5\n    retry_period: 10ms\n",
+    );
+    let started = Instant::now();
+    assert_eq!(post(&s, "x").status, 408);
+    assert!(started.elapsed() < Duration::from_millis(700));
+}
+
+#[test]
+fn a_connection_closed_mid_response_is_retried() {
+    let up = Upstream::start(|_, n| {
+        if n == 1 {
+            Reply::CloseMidResponse
+        } else {
+            Reply::Send(200, vec![], b"second try".to_vec())
+        }
+    });
+    let s = proxy(&up, "", "    retry_period: 10ms\n");
+    let r = post(&s, "x");
+    assert_eq!((r.status, r.text()), (200, "second try".to_string()));
+    assert_eq!(up.requests.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn redirects_are_followed() {
+    let up = Upstream::start(|req, _| {
+        if req.target == "/forecast" {
+            Reply::Send(307, vec![("Location".into(), "/moved".into())], vec![])
+        } else {
+            Reply::Send(
+                200,
+                vec![],
+                format!(
+                    "at {} with {}",
+                    req.target,
+                    String::from_utf8_lossy(&req.body)
+                )
+                .into_bytes(),
+            )
+        }
+    });
+    let s = proxy(&up, "", "");
+    assert_eq!(post(&s, "body").text(), "at /moved with body");
+}
