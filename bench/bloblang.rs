@@ -14,7 +14,8 @@ const INPUT: &[u8] = br#"{"location":"Berlin"}"#;
 const WEATHER: &str = r#"root.city = this.location
 root.forecast = "Clear skies with light winds"
 root.temperature_c = 22"#;
-const EXPECTED: &[u8] = br#"{"city":"Berlin","forecast":"Clear skies with light winds","temperature_c":22}"#;
+const EXPECTED: &[u8] =
+    br#"{"city":"Berlin","forecast":"Clear skies with light winds","temperature_c":22}"#;
 
 fn sluice_weather(mapping: &Mapping, arena: &mut Bump, out: &mut Vec<u8>) {
     arena.reset();

@@ -65,7 +65,10 @@ impl Pipeline {
         let Some(mut batch) = self.input.batch(arena, req) else {
             return response::write_text(out, 400, "Bad request\n", f);
         };
-        let id = txns.begin(start + self.input.timeout(), self.input.reads_response_meta());
+        let id = txns.begin(
+            start + self.input.timeout(),
+            self.input.reads_response_meta(),
+        );
         let cx = Context { arena, txns, id };
         let work = async {
             processors::run_all(&self.processors, &cx, &mut batch);
