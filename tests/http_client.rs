@@ -159,3 +159,64 @@ fn redirects_are_followed() {
     let s = proxy(&up, "", "");
     assert_eq!(post(&s, "body").text(), "at /moved with body");
 }
+
+/// An HTTPS upstream whose certificate is signed by a private CA: trusted through
+/// `tls.root_cas_file`, refused without it.
+#[test]
+fn https_upstream_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::sync::Arc;
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap();
+    let up = Upstream::start_tls(
+        |req, _| {
+            Reply::Send(
+                200,
+                vec![],
+                format!("secure {}", String::from_utf8_lossy(&req.body)).into_bytes(),
+            )
+        },
+        Arc::new(config),
+    );
+    let dir = support::TempDir::new();
+    let ca_file = dir.file("ca.pem", &ca_cert.pem());
+    let url = format!("https://localhost:{}/forecast", up.addr.port());
+
+    let s = Sluice::start(&format!(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /p\n\
+         output:\n  http_client:\n    url: {url}\n    propagate_response: true\n    retries: 0\n\
+         \x20   tls:\n      enabled: true\n      root_cas_file: {}\n",
+        ca_file.display()
+    ));
+    let r = post(&s, "hello");
+    assert_eq!((r.status, r.text()), (200, "secure hello".to_string()));
+
+    // Without the CA the certificate is not trusted: 502 with the handshake error.
+    let s = Sluice::start(&format!(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /p\n\
+         output:\n  http_client:\n    url: {url}\n    propagate_response: true\n    retries: 0\n"
+    ));
+    let r = post(&s, "hello");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("TLS handshake"), "{}", r.text());
+}

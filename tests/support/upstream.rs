@@ -48,6 +48,21 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Upstream {
+        Self::start_with(handler, None)
+    }
+
+    /// The same over TLS with `config` (the caller makes the certificates).
+    pub fn start_tls(
+        handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Upstream {
+        Self::start_with(handler, Some(config))
+    }
+
+    fn start_with(
+        handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -62,8 +77,19 @@ impl Upstream {
                 }
                 let Ok(stream) = stream else { continue };
                 c.fetch_add(1, Ordering::Relaxed);
-                let (handler, r) = (handler.clone(), r.clone());
-                std::thread::spawn(move || serve(stream, &*handler, &r));
+                let (handler, r, tls) = (handler.clone(), r.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(30)))
+                        .unwrap();
+                    match tls {
+                        None => serve(stream, &*handler, &r),
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            serve(rustls::StreamOwned::new(conn, stream), &*handler, &r)
+                        }
+                    }
+                });
             }
         });
         Upstream {
@@ -86,15 +112,11 @@ impl Drop for Upstream {
     }
 }
 
-fn serve(
-    stream: TcpStream,
+fn serve<S: Read + Write>(
+    stream: S,
     handler: &(dyn Fn(&Seen, usize) -> Reply + Send + Sync),
     count: &AtomicUsize,
 ) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut out = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let mut on_connection = 0;
     loop {
@@ -149,7 +171,7 @@ fn serve(
                 r.push_str("\r\n");
                 let mut bytes = r.into_bytes();
                 bytes.extend_from_slice(&body);
-                out.write_all(&bytes)
+                reader.get_mut().write_all(&bytes)
             }
             Reply::Chunked(status, body) => {
                 let mut bytes = format!(
@@ -162,18 +184,21 @@ fn serve(
                     bytes.extend_from_slice(b"\r\n");
                 }
                 bytes.extend_from_slice(b"0\r\n\r\n");
-                out.write_all(&bytes)
+                reader.get_mut().write_all(&bytes)
             }
             Reply::Stall(d) => {
                 std::thread::sleep(d);
                 return;
             }
             Reply::CloseMidResponse => {
-                let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part");
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part");
+                let _ = reader.get_mut().flush();
                 return;
             }
         };
-        if written.is_err() {
+        if written.and_then(|()| reader.get_mut().flush()).is_err() {
             return;
         }
     }

@@ -4,12 +4,16 @@
 //!
 //! The wire format is `http::client`; this file owns connections (pool per origin,
 //! `max_in_flight`, one retry of a dead pooled connection on a fresh one), name
-//! resolution off the request path (cached), timeouts and retries.
+//! resolution off the request path (cached), TLS (rustls) for `https://`, timeouts and
+//! retries.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration as StdDuration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -95,22 +99,16 @@ fn sixty_four() -> usize {
     64
 }
 
-/// `tls`: HTTPS is not built yet; enabling it is refused at its position.
+/// `tls`: settings for `https://` URLs (which always use TLS, through rustls).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tls {
-    #[serde(deserialize_with = "not_yet_true")]
+    /// Upstream needs it for custom settings; sluice applies them either way.
     pub enabled: bool,
+    /// Accept any server certificate (tests and private networks only).
     pub skip_cert_verify: bool,
+    /// PEM file of CA certificates to trust instead of the system's roots.
     pub root_cas_file: String,
-}
-
-fn not_yet_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    crate::config::scalar_with(d, |s| match s {
-        "false" => Ok(false),
-        "true" => Err("TLS for http_client is not supported yet by sluice".to_string()),
-        other => Err(format!("expected true or false, found {other:?}")),
-    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -132,10 +130,10 @@ const DNS_TTL: StdDuration = StdDuration::from_secs(30);
 const POOL_IDLE: StdDuration = StdDuration::from_secs(30);
 
 /// One origin's idle connections.
-type Origin = (String, u16);
+type Origin = (String, u16, bool);
 
 struct Idle {
-    stream: TcpStream,
+    stream: Conn,
     since: Instant,
 }
 
@@ -147,6 +145,8 @@ pub struct HttpClient {
     in_flight: Rc<Semaphore>,
     dns: RefCell<HashMap<String, (Vec<SocketAddr>, Instant)>>,
     basic_auth: Option<String>,
+    /// Built on first use of an `https://` URL (loading the system roots costs time).
+    tls: std::cell::OnceCell<futures_rustls::TlsConnector>,
 }
 
 /// What one exchange produced.
@@ -158,14 +158,13 @@ struct Exchange {
 impl HttpClient {
     pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
         if let Some(url) = conf.url.0.as_static() {
-            let u = client::parse_url(url).map_err(|e| format!("{}: {e}", b.path))?;
-            if u.tls {
-                return Err(format!(
-                    "{}: https URLs are not supported yet by sluice",
-                    b.path
-                ));
-            }
+            client::parse_url(url).map_err(|e| format!("{}: {e}", b.path))?;
         }
+        // A bad CA file is a start-up error, not a per-request one.
+        let tls = match &conf.tls.root_cas_file {
+            f if f.is_empty() => None,
+            _ => Some(tls_connector(&conf.tls).map_err(|e| format!("{}: {e}", b.path))?),
+        };
         let basic_auth = conf.basic_auth.enabled.then(|| {
             let raw = format!("{}:{}", conf.basic_auth.username, conf.basic_auth.password);
             format!("Basic {}", base64_encode(raw.as_bytes()))
@@ -181,6 +180,7 @@ impl HttpClient {
             in_flight: Rc::new(Semaphore::new(conf.max_in_flight.max(1) as u64)),
             dns: RefCell::new(HashMap::new()),
             basic_auth,
+            tls: tls.map_or_else(std::cell::OnceCell::new, std::cell::OnceCell::from),
         })
     }
 
@@ -323,9 +323,6 @@ impl HttpClient {
             let mut body = body;
             for _ in 0..=MAX_REDIRECTS {
                 let u = client::parse_url(&location)?;
-                if u.tls {
-                    return Err("https URLs are not supported yet by sluice".to_string());
-                }
                 let x = self.round_trip(&u, &verb, headers, body).await?;
                 let redirect = self.conf.follow_redirects
                     && matches!(x.head.status, 301 | 302 | 303 | 307 | 308);
@@ -359,7 +356,7 @@ impl HttpClient {
     ) -> Result<Exchange, String> {
         let mut req = Vec::with_capacity(256 + body.len());
         client::write_request(&mut req, verb, u, headers.iter().copied(), body);
-        let origin: Origin = (u.host.to_string(), u.port);
+        let origin: Origin = (u.host.to_string(), u.port, u.tls);
         if let Some(stream) = self.checkout(&origin) {
             match self.on(stream, &req, verb).await {
                 Ok((x, stream)) => return Ok(self.checkin(origin, x, stream)),
@@ -374,7 +371,7 @@ impl HttpClient {
         }
     }
 
-    fn checkout(&self, origin: &Origin) -> Option<TcpStream> {
+    fn checkout(&self, origin: &Origin) -> Option<Conn> {
         let mut pool = self.pool.borrow_mut();
         let idle = pool.get_mut(origin)?;
         while let Some(c) = idle.pop() {
@@ -385,7 +382,7 @@ impl HttpClient {
         None
     }
 
-    fn checkin(&self, origin: Origin, x: (Exchange, bool), stream: TcpStream) -> Exchange {
+    fn checkin(&self, origin: Origin, x: (Exchange, bool), stream: Conn) -> Exchange {
         let (exchange, reusable) = x;
         if reusable {
             let mut pool = self.pool.borrow_mut();
@@ -400,14 +397,30 @@ impl HttpClient {
         exchange
     }
 
-    async fn connect(&self, u: &Url<'_>) -> Result<TcpStream, String> {
+    async fn connect(&self, u: &Url<'_>) -> Result<Conn, String> {
         let addrs = self.resolve(u.host, u.port).await?;
         let mut last = String::from("no address");
         for addr in addrs {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(s);
+                    if !u.tls {
+                        return Ok(Conn::Plain(s));
+                    }
+                    let connector = match self.tls.get() {
+                        Some(c) => c,
+                        None => {
+                            let c = tls_connector(&self.conf.tls)?;
+                            self.tls.get_or_init(|| c)
+                        }
+                    };
+                    let name = rustls_pki_types::ServerName::try_from(u.host.to_string())
+                        .map_err(|e| format!("bad TLS server name {}: {e}", u.host))?;
+                    return connector
+                        .connect(name, s)
+                        .await
+                        .map(|t| Conn::Tls(Box::new(t)))
+                        .map_err(|e| format!("TLS handshake with {addr}: {e}"));
                 }
                 Err(e) => last = format!("connect {addr}: {e}"),
             }
@@ -448,11 +461,17 @@ impl HttpClient {
     /// any response byte had arrived (only a silent failure is retried on a new socket).
     async fn on(
         &self,
-        mut stream: TcpStream,
+        mut stream: Conn,
         req: &[u8],
         verb: &str,
-    ) -> Result<((Exchange, bool), TcpStream), (String, bool)> {
-        if let Err(e) = stream.write_all(req).await {
+    ) -> Result<((Exchange, bool), Conn), (String, bool)> {
+        // TLS buffers records: flush so the request leaves now.
+        if let Err(e) = async {
+            stream.write_all(req).await?;
+            stream.flush().await
+        }
+        .await
+        {
             return Err((format!("write: {e}"), false));
         }
         let mut buf = vec![0u8; 8192];
@@ -512,6 +531,143 @@ impl HttpClient {
                 Err(e) => return Err((format!("read: {e}"), true)),
             }
         }
+    }
+}
+
+/// A pooled connection: plain TCP or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl futures_lite::AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl futures_lite::AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// The rustls client for `https://` URLs: `root_cas_file` if set, else the system's
+/// roots; `skip_cert_verify` accepts any certificate (signatures are still checked).
+fn tls_connector(conf: &Tls) -> Result<futures_rustls::TlsConnector, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = if conf.skip_cert_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        if conf.root_cas_file.is_empty() {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        } else {
+            let certs = CertificateDer::pem_file_iter(&conf.root_cas_file)
+                .map_err(|e| format!("tls.root_cas_file {}: {e}", conf.root_cas_file))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| format!("tls.root_cas_file {}: {e}", conf.root_cas_file))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("tls.root_cas_file: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "tls.root_cas_file {} holds no certificate",
+                    conf.root_cas_file
+                ));
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(futures_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// `skip_cert_verify`: trusts any certificate chain, still verifies handshake signatures.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
