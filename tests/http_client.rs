@@ -54,7 +54,8 @@ fn upstream_answer_comes_back_with_interpolated_headers() {
 #[test]
 fn sequential_requests_reuse_a_few_connections() {
     let up = Upstream::start(|_, n| Reply::Send(200, vec![], format!("n{n}").into_bytes()));
-    let s = proxy(&up, "", "");
+    // Far more requests than max_in_flight: each must give its slot back.
+    let s = proxy(&up, "", "    max_in_flight: 4\n");
     for i in 1..=50 {
         let r = post(&s, "x");
         assert_eq!((r.status, r.text()), (200, format!("n{i}")));

@@ -315,7 +315,11 @@ impl HttpClient {
         headers: &[(&str, &[u8])],
         body: &[u8],
     ) -> Result<Exchange, String> {
-        let _permit = self.in_flight.acquire(1).await.map_err(|e| e.to_string())?;
+        let _permit = self
+            .in_flight
+            .acquire_permit(1)
+            .await
+            .map_err(|e| e.to_string())?;
         let timeout = self.conf.timeout.0;
         let work = async {
             let mut location = url.to_string();
