@@ -10,6 +10,7 @@
 //! - [`bloblang`]: the mapping language: parser, evaluator, functions, interpolation.
 //! - [`log`]: logfmt/JSON logging set once at start-up.
 //! - [`http`]: the HTTP/1.1 wire protocol: heads, bodies, responses, limits.
+//! - [`kafka`]: rskafka producing: partitioners, per-shard batcher, the tokio bridge.
 //! - [`transaction`]: per-shard slab of in-flight requests, response stores, acks.
 //! - [`message`]: messages, metadata and values, all in the request arena.
 //! - [`metrics`]: per-shard counters summed at scrape, Prometheus text.
@@ -18,6 +19,7 @@ pub mod bloblang;
 pub mod components;
 pub mod config;
 pub mod http;
+pub mod kafka;
 pub mod log;
 pub mod message;
 pub mod metrics;

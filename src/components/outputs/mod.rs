@@ -9,6 +9,7 @@ pub mod drop;
 pub mod drop_on;
 pub mod fallback;
 pub mod http_client;
+pub mod kafka;
 pub mod reject;
 pub mod reject_errored;
 pub mod switch;
@@ -38,6 +39,8 @@ crate::kinds!(
         "drop_on" => DropOn(drop_on::Config),
         "fallback" => Fallback(fallback::Config),
         "http_client" => HttpClient(http_client::Config),
+        "kafka" => Kafka(kafka::Config),
+        "kafka_franz" => KafkaFranz(kafka::FranzConfig),
         "reject" => Reject(reject::Config),
         "reject_errored" => RejectErrored(reject_errored::Config),
         "switch" => Switch(switch::Config),
@@ -51,6 +54,7 @@ enum Kind {
     DropOn(drop_on::DropOn),
     Fallback(fallback::Fallback),
     HttpClient(http_client::HttpClient),
+    Kafka(kafka::Kafka),
     Reject(reject::Reject),
     RejectErrored(Box<Output>),
     Switch(switch::Switch),
@@ -89,6 +93,8 @@ impl Output {
             OutputKind::DropOn(c) => Kind::DropOn(drop_on::DropOn::build(c, b)?),
             OutputKind::Fallback(c) => Kind::Fallback(fallback::Fallback::build(c, b)?),
             OutputKind::HttpClient(c) => Kind::HttpClient(http_client::HttpClient::build(c, b)?),
+            OutputKind::Kafka(c) => Kind::Kafka(kafka::Kafka::build(c, b)?),
+            OutputKind::KafkaFranz(c) => Kind::Kafka(kafka::Kafka::build_franz(c, b)?),
             OutputKind::Reject(c) => Kind::Reject(reject::Reject::new(c)),
             OutputKind::RejectErrored(c) => {
                 Kind::RejectErrored(Box::new(Output::build(&c.0, &b.child("reject_errored"))?))
@@ -118,6 +124,7 @@ impl Output {
             Kind::DropOn(d) => d.send(cx, batch).await,
             Kind::Fallback(f) => f.send(cx, batch).await,
             Kind::HttpClient(h) => h.send(cx, batch).await,
+            Kind::Kafka(k) => k.send(cx, batch).await,
             Kind::Reject(r) => Err(r.reason(cx, &batch)),
             Kind::RejectErrored(child) => reject_errored::send(child, cx, batch).await,
             Kind::Switch(s) => s.send(cx, batch).await,
