@@ -562,3 +562,59 @@ fn tls_to_the_broker_with_a_private_ca() {
         "{statuses:?}"
     );
 }
+
+/// The seed's proxy + Kafka example: the client gets the upstream's body, and the
+/// request is in the topic.
+#[test]
+fn fan_out_to_kafka_and_http_client_answers_with_the_upstream_body() {
+    use support::upstream::{Reply, Upstream};
+    let broker = Tansu::start();
+    let up = Upstream::start(|req, _| {
+        let city: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        Reply::Send(
+            200,
+            vec![],
+            format!("forecast for {}", city["location"].as_str().unwrap()).into_bytes(),
+        )
+    });
+    let yaml = std::fs::read_to_string("config/proxy-weather-kafka.yaml").unwrap();
+    let s = Sluice::start_with(
+        &yaml,
+        &[
+            "--set",
+            "http.address=127.0.0.1:0",
+            "--set",
+            "runtime.shards=1",
+            "--set",
+            &format!(
+                "output.broker.outputs.0.kafka.addresses=[{}]",
+                broker.address()
+            ),
+            "--set",
+            &format!(
+                "output.broker.outputs.1.http_client.url={}",
+                up.url("/forecast")
+            ),
+        ],
+    );
+    for city in ["Berlin", "Oslo", "Rome"] {
+        let body = format!(r#"{{"location":"{city}"}}"#);
+        let raw = format!(
+            "POST /weather HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let r = support::exchange(s.addr, raw.as_bytes());
+        assert_eq!((r.status, r.text()), (200, format!("forecast for {city}")));
+    }
+    let got = read_topic(&broker.address(), "weather");
+    let mut in_topic: Vec<String> = got
+        .iter()
+        .map(|g| {
+            let v: serde_json::Value =
+                serde_json::from_slice(g.record.value.as_deref().unwrap()).unwrap();
+            v["location"].as_str().unwrap().to_string()
+        })
+        .collect();
+    in_topic.sort();
+    assert_eq!(in_topic, ["Berlin", "Oslo", "Rome"]);
+}
