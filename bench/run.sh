@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks against baselines doing the same work, in one run, alternating.
 #
-#   bench/run.sh [ROUNDS] [SECONDS] [SCENARIO...]      scenarios: echo weather proxy
+#   bench/run.sh [ROUNDS] [SECONDS] [SCENARIO...]      scenarios: echo weather proxy kafka
 #
 # sluice runs one shard pinned to CPU 0; each baseline is nginx with one worker pinned to
 # CPU 0; wrk (-t1 -c$CONNS) runs on CPU 1. The proxy scenario's upstream (nginx
-# `return 200`, one worker) runs on CPU 1 beside wrk for both systems. Each row: req/s
+# `return 200`, one worker) runs on CPU 1 beside wrk for both systems; so does the
+# kafka scenario's broker (tansu, in memory, installed by `cargo test --test kafka`),
+# where the baseline is the same pipeline with `drop` in place of Kafka. Each row: req/s
 # from wrk and the server's CPU time per request from /proc/PID/stat (user+system).
 # Installs wrk and nginx from Debian packages if they are missing.
 set -euo pipefail
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECS=${2:-10}
 shift $(( $# > 2 ? 2 : $# )) || true
-SCENARIOS=${*:-echo weather proxy}
+SCENARIOS=${*:-echo weather proxy kafka}
 CONNS=${CONNS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -105,13 +107,25 @@ for scenario in $SCENARIOS; do
       nginx_start proxy 18081 "$SERVER_CPU" "proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\";"; n=$LAST
       urls=("sluice http://127.0.0.1:18080/weather $s" "nginx-proxy_pass http://127.0.0.1:18081/weather $n")
       ;;
+    kafka)
+      tansu=target/tansu/bin/tansu
+      [ -x "$tansu" ] || cargo test -q --release --test kafka murmur2 >/dev/null 2>&1 || true
+      [ -x "$tansu" ] || cargo test -q --test kafka every_request_answered_200 >/dev/null
+      taskset -c "$LOAD_CPU" "$tansu" broker --listener-url tcp://127.0.0.1:19092 \
+        --advertised-listener-url tcp://127.0.0.1:19092 --storage-engine memory://tansu/ >/dev/null 2>&1 &
+      pids+=($!)
+      sleep 1
+      sluice_start config/weather-kafka.yaml 18080 KAFKA_ADDRESS=127.0.0.1:19092; s=$LAST
+      sluice_start config/weather-fanout.yaml 18082; f=$LAST
+      urls=("sluice-kafka http://127.0.0.1:18080/weather $s" "sluice-fanout-no-kafka http://127.0.0.1:18082/weather $f")
+      ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
   sleep 1
   for _ in $(seq "$ROUNDS"); do
     for entry in "${urls[@]}"; do
       read -r name url pid <<<"$entry"
-      [ "$name" = sluice ] || pid=$(worker_of "$pid")
+      case $name in sluice*) ;; *) pid=$(worker_of "$pid") ;; esac
       measure "$scenario" "$name" "$url" "$pid"
     done
   done
