@@ -109,7 +109,6 @@ for scenario in $SCENARIOS; do
       ;;
     kafka)
       tansu=target/tansu/bin/tansu
-      [ -x "$tansu" ] || cargo test -q --release --test kafka murmur2 >/dev/null 2>&1 || true
       [ -x "$tansu" ] || cargo test -q --test kafka every_request_answered_200 >/dev/null
       taskset -c "$LOAD_CPU" "$tansu" broker --listener-url tcp://127.0.0.1:19092 \
         --advertised-listener-url tcp://127.0.0.1:19092 --storage-engine memory://tansu/ >/dev/null 2>&1 &
