@@ -150,6 +150,8 @@ pub enum Stmt {
         path: Vec<Box<str>>,
         expr: Expr,
         line: u32,
+        /// Where `path[0]` sits in the program's `Fields` plan (`NO_FIELD` without one).
+        field: FieldRef,
     },
     /// `meta k = expr` / `meta = expr`.
     Meta {
@@ -169,6 +171,37 @@ pub enum Stmt {
     },
 }
 
+/// An assignment's place in a `Fields` plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FieldRef {
+    /// Index of `path[0]` in `Fields::keys` (`usize::MAX` outside a plan).
+    pub index: usize,
+    /// For `root.key = <literal>`: the literal's index in `Fields::consts`.
+    pub konst: Option<u32>,
+}
+
+/// `Stmt::Assign::field` of a statement outside a `Fields` plan.
+pub const NO_FIELD: FieldRef = FieldRef {
+    index: usize::MAX,
+    konst: None,
+};
+
+/// Compile-time layout of the document a mapping builds when every top-level assignment
+/// (including those inside `if` blocks) targets a field of `root` (`root.a = ...`,
+/// `root.a.b = ...`) and none replaces root as a whole: root is then an object whose
+/// top-level keys are known up front, so a run keeps one value per key instead of
+/// rebuilding the object on each assignment, and serialises with pre-escaped keys.
+#[derive(Clone, Debug, Default)]
+pub struct Fields {
+    /// The distinct first path segments, sorted (the object's key order).
+    pub keys: Vec<Box<str>>,
+    /// `,"key":` as JSON text, per key (the leading comma skipped for the first member).
+    pub json_keys: Vec<Box<[u8]>>,
+    /// Literals assigned to a top-level key, with their compact JSON text: a run records
+    /// which one a key holds and the output copies the text.
+    pub consts: Vec<(Lit, Box<[u8]>)>,
+}
+
 /// A parsed mapping: top-level statements, named maps, number of variable slots.
 #[derive(Clone, Debug, Default)]
 pub struct Program {
@@ -178,6 +211,97 @@ pub struct Program {
     pub maps: Vec<(String, Vec<Stmt>)>,
     /// Number of variable/parameter slots an execution needs.
     pub nvars: usize,
+    /// The field layout of root, when the statements allow one (see `Fields`).
+    pub fields: Option<Fields>,
+}
+
+impl Program {
+    /// Computes `fields` and numbers the assignments' `field`s (top level only: named
+    /// maps build their own roots).
+    pub fn plan_fields(&mut self) {
+        fn collect<'s>(stmts: &'s [Stmt], keys: &mut Vec<&'s str>) -> bool {
+            stmts.iter().all(|st| match st {
+                Stmt::Assign { path, .. } => match path.first() {
+                    Some(k) => {
+                        keys.push(k);
+                        true
+                    }
+                    None => false,
+                },
+                Stmt::If {
+                    branches,
+                    otherwise,
+                    ..
+                } => {
+                    branches.iter().all(|(_, b)| collect(b, keys))
+                        && otherwise.as_deref().is_none_or(|o| collect(o, keys))
+                }
+                Stmt::Meta { .. } | Stmt::Let { .. } => true,
+            })
+        }
+        fn number(stmts: &mut [Stmt], keys: &[Box<str>], consts: &mut Vec<(Lit, Box<[u8]>)>) {
+            for st in stmts {
+                match st {
+                    Stmt::Assign {
+                        path, field, expr, ..
+                    } => {
+                        let Ok(index) = keys.binary_search_by(|k| (**k).cmp(&*path[0])) else {
+                            *field = NO_FIELD;
+                            continue;
+                        };
+                        let konst = match expr {
+                            Expr::Lit(l) if path.len() == 1 => {
+                                let arena = bumpalo::Bump::new();
+                                let mut text = bumpalo::collections::Vec::new_in(&arena);
+                                super::json::write_compact(&l.to_value(&arena), &mut text);
+                                consts.push((l.clone(), Box::from(&text[..])));
+                                u32::try_from(consts.len() - 1).ok()
+                            }
+                            _ => None,
+                        };
+                        *field = FieldRef { index, konst };
+                    }
+                    Stmt::If {
+                        branches,
+                        otherwise,
+                        ..
+                    } => {
+                        for (_, b) in branches {
+                            number(b, keys, consts);
+                        }
+                        if let Some(o) = otherwise {
+                            number(o, keys, consts);
+                        }
+                    }
+                    Stmt::Meta { .. } | Stmt::Let { .. } => {}
+                }
+            }
+        }
+        let mut found = Vec::new();
+        if !collect(&self.stmts, &mut found) || found.is_empty() {
+            self.fields = None;
+            return;
+        }
+        let mut keys: Vec<Box<str>> = found.into_iter().map(Box::from).collect();
+        keys.sort();
+        keys.dedup();
+        let mut consts = Vec::new();
+        number(&mut self.stmts, &keys, &mut consts);
+        let json_keys = keys
+            .iter()
+            .map(|k| {
+                let mut text = vec![b','];
+                crate::message::write_json_str(k, &mut text);
+                text.push(b':');
+                text.into_boxed_slice()
+            })
+            .collect();
+        self.fields = Some(Fields {
+            keys,
+            json_keys,
+            consts,
+        });
+    }
 }
 
 impl Lit {

@@ -7,7 +7,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 
-use super::ast::{BinOp, Expr, Lit, Pat, Program, Stmt};
+use super::ast::{BinOp, Expr, Fields, Lit, Pat, Program, Stmt};
 use super::json;
 use crate::message::{Message, Meta, Value};
 
@@ -28,6 +28,73 @@ pub enum RootState<'a> {
     Unset,
     Deleted,
     Val(Value<'a>),
+}
+
+/// The document a run (or a named map) builds.
+pub struct Root<'a> {
+    state: Cell<RootState<'a>>,
+    /// With the program's `Fields` plan: each planned key's current value. `state`
+    /// then stays `Unset`; root is the object of the fields once `touched` (the first
+    /// assignment that takes effect), and `get` builds it on demand.
+    fields: Option<&'a [Cell<Slot<'a>>]>,
+    touched: Cell<bool>,
+}
+
+/// What one planned field of root holds.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot<'a> {
+    Absent,
+    Val(Value<'a>),
+    /// The literal `Fields::consts[i]`, not yet converted to a value.
+    Const(u32),
+}
+
+impl<'a> Slot<'a> {
+    pub fn value(self, arena: &'a Bump, plan: &Fields) -> Option<Value<'a>> {
+        match self {
+            Slot::Absent => None,
+            Slot::Val(v) => Some(v),
+            Slot::Const(i) => Some(plan.consts[i as usize].0.to_value(arena)),
+        }
+    }
+}
+
+impl<'a> Root<'a> {
+    /// An unset root kept as one value.
+    pub fn new() -> Root<'a> {
+        Root {
+            state: Cell::new(RootState::Unset),
+            fields: None,
+            touched: Cell::new(false),
+        }
+    }
+
+    /// The current root; with a plan, the object built from the fields (keys from
+    /// `prog`, the program whose plan it is).
+    pub fn get(&self, arena: &'a Bump, prog: &Program) -> RootState<'a> {
+        match (self.fields, &prog.fields) {
+            (Some(values), Some(plan)) if self.touched.get() => {
+                let mut members = BVec::with_capacity_in(values.len(), arena);
+                for (v, k) in values.iter().zip(&plan.keys) {
+                    if let Some(v) = v.get().value(arena, plan) {
+                        members.push((&*arena.alloc_str(k), v));
+                    }
+                }
+                RootState::Val(Value::Object(members.into_bump_slice()))
+            }
+            _ => self.state.get(),
+        }
+    }
+
+    pub fn set(&self, state: RootState<'a>) {
+        self.state.set(state)
+    }
+}
+
+impl Default for Root<'_> {
+    fn default() -> Self {
+        Root::new()
+    }
 }
 
 /// Per-execution state shared by every expression of one mapping run.
@@ -55,7 +122,7 @@ pub struct Ctx<'a, 'c> {
     pub env: &'c Env<'a, 'c>,
     /// None: the input document; Some: a context value (lambda, map, match subject).
     pub this: Option<Value<'a>>,
-    pub root: &'c Cell<RootState<'a>>,
+    pub root: &'c Root<'a>,
 }
 
 impl<'a, 'c> Ctx<'a, 'c> {
@@ -503,11 +570,18 @@ pub fn eval<'a>(ctx: &Ctx<'a, '_>, e: &Expr) -> R<'a> {
     match e {
         Expr::Lit(l) => Ok(l.to_value(ctx.arena)),
         Expr::This => ctx.this_val(),
-        Expr::Root => match ctx.root.get() {
+        Expr::Root => match ctx.root.get(ctx.arena, ctx.env.prog) {
             RootState::Val(v) => Ok(v),
             _ => Ok(Value::Null),
         },
-        Expr::Get(t, f) => Ok(get_field(eval(ctx, t)?, f)),
+        Expr::Get(t, f) => {
+            // (`this.field` is the commonest path: no recursive call for `this`.)
+            let t = match **t {
+                Expr::This => ctx.this_val()?,
+                _ => eval(ctx, t)?,
+            };
+            Ok(get_field(t, f))
+        }
         Expr::Var(slot, name) => match ctx.env.vars[*slot].get() {
             Some(v) => Ok(v),
             None => ctx.fail(&format!("variable '{name}' undefined")),
@@ -697,7 +771,18 @@ fn eval_at<'a>(ctx: &Ctx<'a, '_>, e: &Expr, index: usize) -> R<'a> {
 pub fn run_stmts<'a>(ctx: &Ctx<'a, '_>, stmts: &[Stmt]) -> Result<(), (u32, &'a str)> {
     for st in stmts {
         match st {
-            Stmt::Assign { path, expr, line } => {
+            Stmt::Assign {
+                path,
+                expr,
+                line,
+                field,
+            } => {
+                if let (Some(values), Some(k)) = (ctx.root.fields, field.konst) {
+                    // `root.key = <literal>` in the plan: nothing to evaluate.
+                    values[field.index].set(Slot::Const(k));
+                    ctx.root.touched.set(true);
+                    continue;
+                }
                 let r = eval(ctx, expr);
                 let v = match r {
                     Ok(v) => Some(v),
@@ -705,18 +790,41 @@ pub fn run_stmts<'a>(ctx: &Ctx<'a, '_>, stmts: &[Stmt]) -> Result<(), (u32, &'a 
                     Err(Flow::Nothing) => continue,
                     Err(Flow::Err(m)) => return Err((*line, m)),
                 };
+                if let (Some(values), Some(plan)) = (ctx.root.fields, &ctx.env.prog.fields) {
+                    if let Some(slot) = values.get(field.index) {
+                        // The planned layout: root is an object, `path[0]` is key `index`.
+                        let child = || slot.get().value(ctx.arena, plan);
+                        let nv = match (&path[1..], v) {
+                            ([], Some(v)) => Slot::Val(v),
+                            ([], None) => Slot::Absent,
+                            (rest, v) => match (child(), v) {
+                                (None, None) => Slot::Absent,
+                                (child, v) => Slot::Val(set_path(
+                                    ctx.arena,
+                                    child.unwrap_or(Value::Object(&[])),
+                                    rest,
+                                    v,
+                                )),
+                            },
+                        };
+                        slot.set(nv);
+                        ctx.root.touched.set(true);
+                        continue;
+                    }
+                }
                 if path.is_empty() {
-                    ctx.root.set(match v {
+                    ctx.root.state.set(match v {
                         Some(v) => RootState::Val(v),
                         None => RootState::Deleted,
                     });
                     continue;
                 }
-                let base = match ctx.root.get() {
+                let base = match ctx.root.get(ctx.arena, ctx.env.prog) {
                     RootState::Val(b) => b,
                     _ => Value::Object(&[]),
                 };
                 ctx.root
+                    .state
                     .set(RootState::Val(set_path(ctx.arena, base, path, v)));
             }
             Stmt::Meta { key, expr, line } => {
@@ -781,9 +889,17 @@ pub enum Mode {
     Mutation,
 }
 
-/// The result of one run: the final root and the output metadata.
+/// The result of one run: the final root.
 pub struct Outcome<'a> {
     pub root: RootState<'a>,
+}
+
+/// The result of one run with root as it was kept: with `fields` (only when the
+/// program's `Fields` plan was used and assigned), root is the object of those fields
+/// and `root` is unused.
+pub struct RawOutcome<'a> {
+    pub root: RootState<'a>,
+    pub fields: Option<&'a [Cell<Slot<'a>>]>,
     pub meta: Meta<'a>,
 }
 
@@ -795,6 +911,25 @@ pub fn run<'a>(
     index: usize,
     mode: Mode,
 ) -> Result<Outcome<'a>, (u32, &'a str)> {
+    let out = run_raw(prog, arena, batch, index, mode)?;
+    let root = Root {
+        state: Cell::new(out.root),
+        fields: out.fields,
+        touched: Cell::new(out.fields.is_some()),
+    };
+    Ok(Outcome {
+        root: root.get(arena, prog),
+    })
+}
+
+/// Runs `prog` against message `index` of `batch`, keeping a planned root as fields.
+pub fn run_raw<'a>(
+    prog: &Program,
+    arena: &'a Bump,
+    batch: &[Message<'a>],
+    index: usize,
+    mode: Mode,
+) -> Result<RawOutcome<'a>, (u32, &'a str)> {
     let msg = batch.get(index).ok_or((0, "message index out of range"))?;
     let vars = arena.alloc_slice_fill_with(prog.nvars, |_| Cell::new(None));
     let env = Env {
@@ -806,7 +941,16 @@ pub fn run<'a>(
         prog,
         depth: Cell::new(0),
     };
-    let root = Cell::new(RootState::Unset);
+    let root = Root {
+        state: Cell::new(RootState::Unset),
+        touched: Cell::new(false),
+        fields: match (&prog.fields, mode) {
+            (Some(plan), Mode::Mapping) => {
+                Some(arena.alloc_slice_fill_with(plan.keys.len(), |_| Cell::new(Slot::Absent)))
+            }
+            _ => None,
+        },
+    };
     let ctx = Ctx {
         arena,
         env: &env,
@@ -819,8 +963,9 @@ pub fn run<'a>(
         }
     }
     run_stmts(&ctx, &prog.stmts)?;
-    Ok(Outcome {
-        root: root.get(),
+    Ok(RawOutcome {
+        root: root.state.get(),
+        fields: root.fields.filter(|_| root.touched.get()),
         meta: env.meta.into_inner(),
     })
 }
@@ -835,7 +980,7 @@ pub fn apply_map<'a>(ctx: &Ctx<'a, '_>, name: &str, v: Value<'a>) -> R<'a> {
         return ctx.fail(&format!("map {name}: maximum apply depth exceeded"));
     }
     ctx.env.depth.set(depth + 1);
-    let root = Cell::new(RootState::Unset);
+    let root = Root::new();
     let sub = Ctx {
         arena: ctx.arena,
         env: ctx.env,
@@ -845,7 +990,7 @@ pub fn apply_map<'a>(ctx: &Ctx<'a, '_>, name: &str, v: Value<'a>) -> R<'a> {
     let r = run_stmts(&sub, stmts);
     ctx.env.depth.set(depth);
     r.map_err(|(_, m)| Flow::Err(m))?;
-    match root.get() {
+    match root.state.get() {
         RootState::Val(v) => Ok(v),
         RootState::Deleted => Err(Flow::Deleted),
         RootState::Unset => Err(Flow::Nothing),
@@ -869,7 +1014,7 @@ pub fn run_sub<'a>(ctx: &Ctx<'a, '_>, prog: &Program, v: Value<'a>) -> R<'a> {
     if env.depth.get() > MAX_APPLY_DEPTH {
         return ctx.fail("maximum mapping depth exceeded");
     }
-    let root = Cell::new(RootState::Unset);
+    let root = Root::new();
     let sub = Ctx {
         arena: ctx.arena,
         env: &env,
@@ -877,7 +1022,7 @@ pub fn run_sub<'a>(ctx: &Ctx<'a, '_>, prog: &Program, v: Value<'a>) -> R<'a> {
         root: &root,
     };
     run_stmts(&sub, &prog.stmts).map_err(|(_, m)| Flow::Err(m))?;
-    match root.get() {
+    match root.state.get() {
         RootState::Val(v) => Ok(v),
         RootState::Deleted => Err(Flow::Deleted),
         RootState::Unset => Err(Flow::Nothing),

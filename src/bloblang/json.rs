@@ -28,6 +28,7 @@ static SPECIAL: [bool; 256] = {
 
 /// Maximum nesting depth accepted, so hostile input cannot overflow the stack.
 const MAX_DEPTH: usize = 512;
+const TOO_DEEP: &str = "nesting deeper than 512";
 
 thread_local! {
     /// simd-json's scratch buffers and tape, reused by every parse on this shard's
@@ -52,59 +53,98 @@ pub fn parse<'a>(arena: &'a Bump, input: &[u8]) -> Result<Value<'a>, String> {
                 if nodes.is_empty() {
                     return Err("empty input".to_string());
                 }
-                let (v, _) = convert(arena, nodes, 0, 0)?;
-                Ok(v)
+                convert(arena, nodes, &mut 0, 0).map_err(str::to_string)
             });
         *stored = Some(tape.reset());
         result
     })
 }
 
-/// Converts the tape node at `i` (and its subtree) to a value; returns the value and
-/// the index after the subtree.
+/// A scalar tape node as a value (None for arrays and objects).
+#[inline(always)]
+fn scalar<'a>(node: &Node<'a>) -> Option<Value<'a>> {
+    Some(match *node {
+        Node::String(s) => Value::Str(s),
+        Node::Static(StaticNode::I64(n)) => Value::Int(n),
+        Node::Static(StaticNode::F64(f)) => Value::Float(f),
+        Node::Static(StaticNode::Bool(b)) => Value::Bool(b),
+        Node::Static(StaticNode::Null) => Value::Null,
+        Node::Static(StaticNode::U64(n)) => {
+            i64::try_from(n).map_or(Value::Float(n as f64), Value::Int)
+        }
+        Node::Array { .. } | Node::Object { .. } => return None,
+    })
+}
+
+/// Converts the tape node at `*at` (and its subtree) to a value, advancing `*at` past
+/// the subtree. Scalars in arrays and objects are converted in the loop, without a
+/// call per member.
 fn convert<'a>(
     arena: &'a Bump,
     nodes: &[Node<'a>],
-    i: usize,
+    at: &mut usize,
     depth: usize,
-) -> Result<(Value<'a>, usize), String> {
+) -> Result<Value<'a>, &'static str> {
     if depth > MAX_DEPTH {
-        return Err(format!("nesting deeper than {MAX_DEPTH}"));
+        return Err(TOO_DEEP);
     }
-    Ok(match nodes[i] {
-        Node::Static(StaticNode::Null) => (Value::Null, i + 1),
-        Node::Static(StaticNode::Bool(b)) => (Value::Bool(b), i + 1),
-        Node::Static(StaticNode::I64(n)) => (Value::Int(n), i + 1),
-        Node::Static(StaticNode::U64(n)) => (
-            i64::try_from(n).map_or(Value::Float(n as f64), Value::Int),
-            i + 1,
-        ),
-        Node::Static(StaticNode::F64(f)) => (Value::Float(f), i + 1),
-        Node::String(s) => (Value::Str(s), i + 1),
+    let node = &nodes[*at];
+    *at += 1;
+    if let Some(v) = scalar(node) {
+        return Ok(v);
+    }
+    // (Members sit one level deeper; the scalar shortcut must not skip that check.)
+    if depth == MAX_DEPTH
+        && matches!(
+            *node,
+            Node::Array { len: 1.., .. } | Node::Object { len: 1.., .. }
+        )
+    {
+        return Err(TOO_DEEP);
+    }
+    match *node {
         Node::Array { len, .. } => {
-            let mut items = BVec::with_capacity_in(len, arena);
-            let mut at = i + 1;
-            for _ in 0..len {
-                let (v, next) = convert(arena, nodes, at, depth + 1)?;
-                items.push(v);
-                at = next;
+            let items = arena.alloc_slice_fill_copy(len, Value::Null);
+            for item in items.iter_mut() {
+                *item = match scalar(&nodes[*at]) {
+                    Some(v) => {
+                        *at += 1;
+                        v
+                    }
+                    None => convert(arena, nodes, at, depth + 1)?,
+                };
             }
-            (Value::Array(items.into_bump_slice()), at)
+            Ok(Value::Array(items))
         }
         Node::Object { len, .. } => {
-            let mut members = BVec::with_capacity_in(len, arena);
-            let mut at = i + 1;
-            for _ in 0..len {
-                let Node::String(key) = nodes[at] else {
-                    return Err("object key is not a string".into());
+            let members = arena.alloc_slice_fill_copy(len, ("", Value::Null));
+            let mut sorted = true;
+            for i in 0..len {
+                let Node::String(key) = nodes[*at] else {
+                    return Err("object key is not a string");
                 };
-                let (v, next) = convert(arena, nodes, at + 1, depth + 1)?;
-                members.push((key, v));
-                at = next;
+                *at += 1;
+                let v = match scalar(&nodes[*at]) {
+                    Some(v) => {
+                        *at += 1;
+                        v
+                    }
+                    None => convert(arena, nodes, at, depth + 1)?,
+                };
+                if i > 0 && members[i - 1].0 >= key {
+                    sorted = false;
+                }
+                members[i] = (key, v);
             }
-            (make_object(arena, members), at)
+            if sorted {
+                return Ok(Value::Object(members));
+            }
+            let mut items = BVec::with_capacity_in(len, arena);
+            items.extend_from_slice_copy(members);
+            Ok(make_object(arena, items))
         }
-    })
+        _ => unreachable!("scalars are handled above"),
+    }
 }
 
 pub fn write_go_float(f: f64, out: &mut impl Write) {
@@ -396,6 +436,23 @@ mod tests {
             parse(&arena, b"99999999999999999999").unwrap(),
             Value::Float(1e20)
         );
+    }
+
+    #[test]
+    fn nesting_limit_counts_scalar_members() {
+        let arena = Bump::new();
+        let nest = |levels: usize, inner: &str| {
+            format!("{}{inner}{}", "[".repeat(levels), "]".repeat(levels))
+        };
+        assert!(parse(&arena, nest(512, "1").as_bytes()).is_ok());
+        assert!(parse(&arena, nest(513, "").as_bytes()).is_ok());
+        let e = parse(&arena, nest(513, "1").as_bytes()).unwrap_err();
+        assert!(e.contains("nesting deeper than 512"), "{e}");
+        let e = parse(
+            &arena,
+            format!("{}{{\"a\":1}}{}", "[".repeat(512), "]".repeat(512)).as_bytes(),
+        );
+        assert!(e.unwrap_err().contains("nesting"));
     }
 
     #[test]

@@ -110,6 +110,8 @@ fn exec_error((line, msg): (u32, &str)) -> ExecError {
 pub struct Mapping {
     /// The parsed statements, named maps and variable slot count.
     prog: ast::Program,
+    /// Capacity to give the next output buffer (from the last output's length).
+    size_hint: std::cell::Cell<usize>,
 }
 
 impl Mapping {
@@ -122,6 +124,7 @@ impl Mapping {
     pub fn parse_in(src: &str, dir: &Path) -> Result<Mapping, ParseError> {
         Ok(Mapping {
             prog: parser::parse_program(src, dir)?,
+            size_hint: std::cell::Cell::new(64),
         })
     }
 
@@ -153,18 +156,50 @@ impl Mapping {
         index: usize,
         mode: eval::Mode,
     ) -> Result<Option<Message<'a>>, ExecError> {
-        let out = eval::run(&self.prog, arena, batch, index, mode).map_err(exec_error)?;
+        let out = eval::run_raw(&self.prog, arena, batch, index, mode).map_err(exec_error)?;
         let msg = &batch[index];
-        let payload = match out.root {
-            eval::RootState::Deleted => return Ok(None),
-            eval::RootState::Unset => msg.payload,
-            eval::RootState::Val(v) => serialise(arena, &v),
+        let payload = match (out.fields, &self.prog.fields, out.root) {
+            (Some(values), Some(plan), _) => self.serialise_fields(arena, values, plan),
+            (_, _, eval::RootState::Deleted) => return Ok(None),
+            (_, _, eval::RootState::Unset) => msg.payload,
+            (_, _, eval::RootState::Val(v)) => serialise(arena, &v),
         };
         Ok(Some(Message {
             payload,
             meta: out.meta,
             error: msg.error,
         }))
+    }
+
+    /// Compact JSON of a root kept as the fields of `plan`: the keys are already sorted
+    /// and escaped, so only the values are written.
+    fn serialise_fields<'a>(
+        &self,
+        arena: &'a Bump,
+        values: &[std::cell::Cell<eval::Slot<'a>>],
+        plan: &ast::Fields,
+    ) -> &'a [u8] {
+        let mut out = BVec::with_capacity_in(self.size_hint.get(), arena);
+        out.push(b'{');
+        let mut skip = 1;
+        for (v, key) in values.iter().zip(&plan.json_keys) {
+            match v.get() {
+                eval::Slot::Absent => continue,
+                eval::Slot::Val(v) => {
+                    out.extend_from_slice_copy(&key[skip..]);
+                    json::write_compact(&v, &mut out);
+                }
+                eval::Slot::Const(i) => {
+                    out.extend_from_slice_copy(&key[skip..]);
+                    out.extend_from_slice_copy(&plan.consts[i as usize].1);
+                }
+            }
+            skip = 0;
+        }
+        out.push(b'}');
+        // The next output of this mapping is likely about as long.
+        self.size_hint.set(out.len() + out.len() / 8 + 16);
+        out.into_bump_slice()
     }
 
     /// Evaluates the mapping as a query (a `check:` condition): the value of its single
@@ -239,6 +274,70 @@ mod tests {
             run(m, r#"{"location":"Berlin"}"#).unwrap().unwrap(),
             r#"{"city":"Berlin","forecast":"Clear skies with light winds","temperature_c":22}"#
         );
+    }
+
+    #[test]
+    fn field_plan_matches_generic_root_building() {
+        // With input `{}`, `mutation` (generic object building from `{}`) and `mapping`
+        // (the planned fields) must agree whenever root is not read before it is set.
+        let cases = [
+            "root.b = 1\nroot.a = \"x\"\nroot.b = 2",
+            "root.s = \"q\\\"\\n\"\nroot.f = 12345678.125\nroot.g = null\nroot.h = true\nroot.r = root",
+            "root.a = \"s\"\nroot.a.b = 1\nroot.c = -2.5\nroot.c = deleted()\nroot.d = 0.1",
+            "root.a.b = 1\nroot.a.c = [1, 2]\nroot.z = root.a.c.length()",
+            "root.a.b = 1\nroot.a.b = deleted()\nroot.c = root",
+            "root.a = deleted()",
+            "root.a = 1\nroot.a = deleted()\nroot.b = if false { 1 }",
+            "root.a = 5\nroot.a.b = 1\nroot.x.y = deleted()",
+            "root.\"q\\\"k\" = 1\nroot.\"\" = 2\nroot.0 = 3",
+            "meta m = 1\nlet v = 2\nif true { root.v = $v } else { root.w = 0 }\nroot.m = @m",
+            "root.k = 1\nroot.l = [this].map_each(x -> root)",
+            "map inner {\n root.in = this\n}\nroot.a = 1.apply(\"inner\")\nroot.b = root.a.in",
+        ];
+        for m in cases {
+            let mapping = Mapping::parse(m).unwrap();
+            assert!(mapping.prog.fields.is_some(), "{m}");
+            let arena = Bump::new();
+            let batch = [Message::new(&arena, b"{}")];
+            let plan = mapping.exec(&arena, &batch, 0).unwrap().unwrap().payload;
+            let generic = mapping
+                .exec_mutation(&arena, &batch, 0)
+                .unwrap()
+                .unwrap()
+                .payload;
+            assert_eq!(
+                String::from_utf8_lossy(plan),
+                String::from_utf8_lossy(generic),
+                "{m}"
+            );
+            assert_eq!(
+                mapping
+                    .query(&arena, &batch, 0)
+                    .unwrap()
+                    .to_text(&arena)
+                    .as_bytes(),
+                generic,
+                "{m}"
+            );
+        }
+        assert_eq!(
+            run("root.b = 1\nroot.a = root", "{}").unwrap().unwrap(),
+            r#"{"a":{"b":1},"b":1}"#
+        );
+        assert_eq!(
+            run("root.a = root", "{}").unwrap().unwrap(),
+            r#"{"a":null}"#
+        );
+        assert_eq!(
+            run("root.a = if false { 1 }", "raw").unwrap().unwrap(),
+            "raw"
+        );
+        assert_eq!(run("root.a = deleted()", "raw").unwrap().unwrap(), "{}");
+        assert!(Mapping::parse("root.a = 1\nroot = {}")
+            .unwrap()
+            .prog
+            .fields
+            .is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ast::{describe, Arg, BinOp, Call, Expr, Lit, Pat, Program, Stmt};
+use super::ast::{describe, Arg, BinOp, Call, Expr, Lit, Pat, Program, Stmt, NO_FIELD};
 use super::lexer::{lex, Tok, Token};
 use super::{functions, methods, ParseError};
 
@@ -32,7 +32,9 @@ type PResult<T> = Result<T, ParseError>;
 
 /// Parses a whole mapping.
 pub fn parse_program(src: &str, base: &Path) -> PResult<Program> {
-    parse_program_at(src, base, 0)
+    let mut prog = parse_program_at(src, base, 0)?;
+    prog.plan_fields();
+    Ok(prog)
 }
 
 /// Parses a mapping whose variable slots start at `first_slot` (imports share the
@@ -45,6 +47,7 @@ fn parse_program_at(src: &str, base: &Path, first_slot: usize) -> PResult<Progra
         stmts,
         maps: p.maps,
         nvars: p.nvars,
+        fields: None,
     })
 }
 
@@ -63,9 +66,11 @@ pub fn parse_expression(src: &str) -> PResult<Program> {
             path: Vec::new(),
             expr,
             line,
+            field: NO_FIELD,
         }],
         maps: p.maps,
         nvars: p.nvars,
+        fields: None,
     })
 }
 
@@ -328,6 +333,7 @@ impl<'s> Parser<'s> {
                                     path: Vec::new(),
                                     expr,
                                     line,
+                                    field: NO_FIELD,
                                 }),
                                 true,
                             ));
@@ -343,7 +349,15 @@ impl<'s> Parser<'s> {
                 self.next();
                 self.skip_nl();
                 let expr = self.expr()?;
-                return Ok((Some(Stmt::Assign { path, expr, line }), false));
+                return Ok((
+                    Some(Stmt::Assign {
+                        path,
+                        expr,
+                        line,
+                        field: NO_FIELD,
+                    }),
+                    false,
+                ));
             }
         }
         self.pos = save;
@@ -359,6 +373,7 @@ impl<'s> Parser<'s> {
                 path: Vec::new(),
                 expr,
                 line,
+                field: NO_FIELD,
             }),
             true,
         ))
