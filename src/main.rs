@@ -85,7 +85,7 @@ fn run(path: &std::path::Path, set: &[String], level: Option<LogLevel>) -> i32 {
 fn lint(paths: &[PathBuf], set: &[String]) -> i32 {
     let mut failed = 0;
     for path in paths {
-        if let Err(e) = config::load(path, set) {
+        for e in config::lint(path, set) {
             println!("{e}");
             failed += 1;
         }

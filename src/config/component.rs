@@ -43,25 +43,20 @@ impl<'de, K: Kind> Deserialize<'de> for Component<K> {
                 let mut label = String::new();
                 let mut processors = Vec::new();
                 let mut kind: Option<(String, K)> = None;
-                while let Some(key) = map.next_key::<String>()? {
+                loop {
+                    let seed = KeySeed::<K> {
+                        first_kind: kind.as_ref().map(|(k, _)| k.as_str()),
+                        _kind: PhantomData,
+                    };
+                    let Some(key) = map.next_key_seed(seed)? else {
+                        break;
+                    };
                     match key.as_str() {
                         "label" => label = map.next_value()?,
-                        "processors" if K::HAS_PROCESSORS => processors = map.next_value()?,
-                        name if K::NAMES.contains(&name) => {
-                            if let Some((first, _)) = &kind {
-                                return Err(de::Error::custom(format!(
-                                    "{} has two types, {first} and {name}: use one",
-                                    K::WHAT
-                                )));
-                            }
-                            kind = Some((key.clone(), K::read(name, &mut map)?));
-                        }
-                        other => {
-                            return Err(de::Error::custom(format!(
-                                "unknown {} type or field `{other}`, expected one of: {}",
-                                K::WHAT,
-                                K::NAMES.join(", ")
-                            )))
+                        "processors" => processors = map.next_value()?,
+                        name => {
+                            let read = K::read(name, &mut map)?;
+                            kind = Some((key, read));
                         }
                     }
                 }
@@ -80,6 +75,36 @@ impl<'de, K: Kind> Deserialize<'de> for Component<K> {
             }
         }
         d.deserialize_map(V(PhantomData))
+    }
+}
+
+/// Reads a component's key and refuses unknown ones while serde_yaml is at that key,
+/// so the error points at the key itself.
+struct KeySeed<'k, K> {
+    /// The type key already seen, if any.
+    first_kind: Option<&'k str>,
+    _kind: PhantomData<K>,
+}
+
+impl<'de, K: Kind> de::DeserializeSeed<'de> for KeySeed<'_, K> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        crate::config::scalar_with(d, |name| match name {
+            "label" => Ok(name.to_string()),
+            "processors" if K::HAS_PROCESSORS => Ok(name.to_string()),
+            _ if K::NAMES.contains(&name) => match self.first_kind {
+                Some(first) => Err(format!(
+                    "{} has two types, {first} and {name}: use one",
+                    K::WHAT
+                )),
+                None => Ok(name.to_string()),
+            },
+            other => Err(format!(
+                "unknown {} type or field `{other}`, expected one of: {}",
+                K::WHAT,
+                K::NAMES.join(", ")
+            )),
+        })
     }
 }
 

@@ -267,6 +267,60 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
     parse(&text, overrides).map_err(|e| e.in_file(&name))
 }
 
+/// Every problem in one config file. serde stops at the first error, so after each
+/// error the offending line (and the block nested under it) is blanked out, keeping
+/// line numbers, and the text parsed again; an error that only the blanking could
+/// cause (a field or type now missing) ends the search.
+pub fn lint(path: &Path, overrides: &[String]) -> Vec<ConfigError> {
+    let name = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![ConfigError::at(1, 1, format!("cannot read config: {e}")).in_file(&name)]
+        }
+    };
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for _ in 0..MAX_LINT_ERRORS {
+        let Err(e) = parse(&lines.join("\n"), overrides) else {
+            break;
+        };
+        let repeated = errors
+            .iter()
+            .any(|x| (x.line, x.column) == (e.line, e.column));
+        let artefact = !errors.is_empty()
+            && (e.message.contains("missing field") || e.message.contains("needs a type"));
+        if repeated || artefact || e.line == 0 || e.line > lines.len() {
+            if errors.is_empty() {
+                errors.push(e);
+            }
+            break;
+        }
+        blank_block(&mut lines, e.line - 1);
+        errors.push(e);
+    }
+    errors.into_iter().map(|e| e.in_file(&name)).collect()
+}
+
+/// At most this many problems are reported per file.
+const MAX_LINT_ERRORS: usize = 50;
+
+/// Replaces line `at` and the lines nested deeper under it with empty comments.
+fn blank_block(lines: &mut [String], at: usize) {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let own = indent(&lines[at]);
+    lines[at] = "#".into();
+    for l in lines[at + 1..].iter_mut() {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        if indent(l) <= own {
+            break;
+        }
+        *l = "#".into();
+    }
+}
+
 /// Parses config text (see [`load`]).
 pub fn parse(text: &str, overrides: &[String]) -> Result<Config, ConfigError> {
     let text = env::interpolate(text, |k| std::env::var(k).ok())?;
@@ -366,6 +420,26 @@ mod tests {
         assert!(e.message.contains("allowed_verbs must not be empty"));
         let e = parse("input:\n  http_server: {}\n", &[]).unwrap_err();
         assert!(e.message.contains("missing field `output`"), "{e}");
+    }
+
+    #[test]
+    fn lint_finds_every_problem() {
+        let dir = std::env::temp_dir().join(format!("sluice-lint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.yaml");
+        std::fs::write(
+            &path,
+            "input:\n  http_server:\n    bogus: 1\n    timeout: soon\n\
+             pipeline:\n  processors:\n    - nonsense:\n        deep: 1\n\
+             output:\n  drop: {}\n  extra: 2\n",
+        )
+        .unwrap();
+        let errors = lint(&path, &[]);
+        let at: Vec<(usize, usize)> = errors.iter().map(|e| (e.line, e.column)).collect();
+        assert_eq!(at, [(3, 5), (4, 14), (7, 7), (11, 3)], "{errors:?}");
+        std::fs::write(&path, "input:\n  http_server: {}\noutput:\n  drop: {}\n").unwrap();
+        assert!(lint(&path, &[]).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
