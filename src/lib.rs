@@ -11,6 +11,7 @@
 //! - [`log`]: logfmt/JSON logging set once at start-up.
 //! - [`http`]: the HTTP/1.1 wire protocol: heads, bodies, responses, limits.
 //! - [`kafka`]: rskafka producing: partitioners, per-shard batcher, the tokio bridge.
+//! - [`tls`]: rustls client configs shared by outputs (Kafka, http_client).
 //! - [`transaction`]: per-shard slab of in-flight requests, response stores, acks.
 //! - [`message`]: messages, metadata and values, all in the request arena.
 //! - [`metrics`]: per-shard counters summed at scrape, Prometheus text.
@@ -25,4 +26,5 @@ pub mod message;
 pub mod metrics;
 pub mod pipeline;
 pub mod runtime;
+pub mod tls;
 pub mod transaction;

@@ -13,4 +13,3 @@ pub mod batcher;
 pub mod bridge;
 pub mod client;
 pub mod partitioner;
-pub mod tls;

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -584,95 +583,22 @@ impl futures_lite::AsyncWrite for Conn {
     }
 }
 
-/// The rustls client for `https://` URLs: `root_cas_file` if set, else the system's
-/// roots; `skip_cert_verify` accepts any certificate (signatures are still checked).
+/// The rustls client for `https://` URLs (shared code with Kafka's TLS): the roots of
+/// `root_cas_file` if set, else the system's; `skip_cert_verify` accepts any
+/// certificate (handshake signatures are still checked).
 fn tls_connector(conf: &Tls) -> Result<futures_rustls::TlsConnector, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let config = if conf.skip_cert_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
+    let root_pems = if conf.root_cas_file.is_empty() {
+        Vec::new()
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        if conf.root_cas_file.is_empty() {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        } else {
-            let certs = CertificateDer::pem_file_iter(&conf.root_cas_file)
-                .map_err(|e| format!("tls.root_cas_file {}: {e}", conf.root_cas_file))?;
-            for cert in certs {
-                let cert =
-                    cert.map_err(|e| format!("tls.root_cas_file {}: {e}", conf.root_cas_file))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("tls.root_cas_file: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "tls.root_cas_file {} holds no certificate",
-                    conf.root_cas_file
-                ));
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        std::fs::read(&conf.root_cas_file)
+            .map_err(|e| format!("tls.root_cas_file {}: {e}", conf.root_cas_file))?
     };
-    Ok(futures_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// `skip_cert_verify`: trusts any certificate chain, still verifies handshake signatures.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls_pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    let config = crate::tls::client_config(&crate::tls::TlsSettings {
+        skip_cert_verify: conf.skip_cert_verify,
+        root_pems,
+        client_cert: None,
+    })?;
+    Ok(futures_rustls::TlsConnector::from(config))
 }
 
 /// An absolute or origin-relative `Location` against the URL it came from.

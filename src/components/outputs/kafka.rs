@@ -334,7 +334,7 @@ impl Tls {
                 ))
             }
         };
-        crate::kafka::tls::client_config(&crate::kafka::tls::TlsSettings {
+        crate::tls::client_config(&crate::tls::TlsSettings {
             skip_cert_verify: self.skip_cert_verify,
             root_pems: if root_pems.iter().all(u8::is_ascii_whitespace) {
                 Vec::new()

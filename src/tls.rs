@@ -1,7 +1,7 @@
-//! TLS to Kafka brokers: the rustls client config rskafka connects with, built once per
-//! output from upstream's `tls` fields (roots from `root_cas`/`root_cas_file` or the
-//! system store, optional client certificate, `skip_cert_verify`). ring is the crypto
-//! provider, as for the rest of sluice's rustls use.
+//! TLS client configs for outputs (Kafka brokers, `http_client` upstreams): rustls with
+//! ring, built once per output from upstream's `tls` fields (roots from
+//! `root_cas`/`root_cas_file` or the system store, optional client certificate,
+//! `skip_cert_verify`).
 
 use std::sync::Arc;
 
