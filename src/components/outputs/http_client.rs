@@ -140,7 +140,11 @@ struct Idle {
 pub struct HttpClient {
     conf: Config,
     limits: Limits,
-    pool: RefCell<HashMap<Origin, Vec<Idle>>>,
+    /// Idle connections per origin (few origins: a list is cheaper than hashing a key
+    /// that would have to be allocated per request).
+    pool: RefCell<Vec<(Origin, Vec<Idle>)>>,
+    /// Read buffers reused across exchanges.
+    buffers: RefCell<Vec<Vec<u8>>>,
     in_flight: Rc<Semaphore>,
     dns: RefCell<HashMap<String, (Vec<SocketAddr>, Instant)>>,
     basic_auth: Option<String>,
@@ -175,7 +179,8 @@ impl HttpClient {
                 max_body_bytes: MAX_RESPONSE_BODY_BYTES,
                 ..Limits::default()
             },
-            pool: RefCell::new(HashMap::new()),
+            pool: RefCell::new(Vec::new()),
+            buffers: RefCell::new(Vec::new()),
             in_flight: Rc::new(Semaphore::new(conf.max_in_flight.max(1) as u64)),
             dns: RefCell::new(HashMap::new()),
             basic_auth,
@@ -359,24 +364,25 @@ impl HttpClient {
     ) -> Result<Exchange, String> {
         let mut req = Vec::with_capacity(256 + body.len());
         client::write_request(&mut req, verb, u, headers.iter().copied(), body);
-        let origin: Origin = (u.host.to_string(), u.port, u.tls);
-        if let Some(stream) = self.checkout(&origin) {
+        if let Some(stream) = self.checkout(u) {
             match self.on(stream, &req, verb).await {
-                Ok((x, stream)) => return Ok(self.checkin(origin, x, stream)),
+                Ok((x, stream)) => return Ok(self.checkin(u, x, stream)),
                 Err((e, got_bytes)) if got_bytes => return Err(e),
                 Err(_) => {} // dead before answering: try a fresh connection
             }
         }
         let stream = self.connect(u).await?;
         match self.on(stream, &req, verb).await {
-            Ok((x, stream)) => Ok(self.checkin(origin, x, stream)),
+            Ok((x, stream)) => Ok(self.checkin(u, x, stream)),
             Err((e, _)) => Err(e),
         }
     }
 
-    fn checkout(&self, origin: &Origin) -> Option<Conn> {
+    fn checkout(&self, u: &Url<'_>) -> Option<Conn> {
         let mut pool = self.pool.borrow_mut();
-        let idle = pool.get_mut(origin)?;
+        let (_, idle) = pool
+            .iter_mut()
+            .find(|((h, p, t), _)| h == u.host && *p == u.port && *t == u.tls)?;
         while let Some(c) = idle.pop() {
             if c.since.elapsed() < POOL_IDLE {
                 return Some(c.stream);
@@ -385,11 +391,21 @@ impl HttpClient {
         None
     }
 
-    fn checkin(&self, origin: Origin, x: (Exchange, bool), stream: Conn) -> Exchange {
+    fn checkin(&self, u: &Url<'_>, x: (Exchange, bool), stream: Conn) -> Exchange {
         let (exchange, reusable) = x;
         if reusable {
             let mut pool = self.pool.borrow_mut();
-            let idle = pool.entry(origin).or_default();
+            let at = match pool
+                .iter()
+                .position(|((h, p, t), _)| h == u.host && *p == u.port && *t == u.tls)
+            {
+                Some(i) => i,
+                None => {
+                    pool.push(((u.host.to_string(), u.port, u.tls), Vec::new()));
+                    pool.len() - 1
+                }
+            };
+            let idle = &mut pool[at].1;
             if idle.len() < self.conf.max_in_flight {
                 idle.push(Idle {
                     stream,
@@ -477,7 +493,8 @@ impl HttpClient {
         {
             return Err((format!("write: {e}"), false));
         }
-        let mut buf = vec![0u8; 8192];
+        let mut buf = Buffer::take(&self.buffers);
+        let buf = &mut buf.0;
         let mut filled = 0;
         let head = loop {
             match client::parse_response_head(&buf[..filled], &self.limits, verb) {
@@ -533,6 +550,25 @@ impl HttpClient {
                 Ok(n) => filled = n,
                 Err(e) => return Err((format!("read: {e}"), true)),
             }
+        }
+    }
+}
+
+/// A read buffer borrowed from the client's free list and given back on drop.
+struct Buffer<'b>(Vec<u8>, &'b RefCell<Vec<Vec<u8>>>);
+
+impl<'b> Buffer<'b> {
+    fn take(free: &'b RefCell<Vec<Vec<u8>>>) -> Self {
+        let buf = free.borrow_mut().pop().unwrap_or_else(|| vec![0; 8192]);
+        Buffer(buf, free)
+    }
+}
+
+impl Drop for Buffer<'_> {
+    fn drop(&mut self) {
+        // Oversized buffers (a large response) are not kept.
+        if self.0.len() <= 64 * 1024 {
+            self.1.borrow_mut().push(std::mem::take(&mut self.0));
         }
     }
 }
