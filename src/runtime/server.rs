@@ -72,7 +72,9 @@ struct ReadBuf {
     end: usize,
 }
 
-const INITIAL_READ_BYTES: usize = 16 * 1024;
+/// A new connection's read buffer: enough for a typical request, small enough that
+/// many idle connections cost little memory; it doubles when a request needs more.
+const INITIAL_READ_BYTES: usize = 1024;
 /// Read buffers that grew past this for a large body shrink back after it.
 const KEEP_READ_BYTES: usize = 256 * 1024;
 
@@ -158,8 +160,9 @@ impl Connection {
                 start: 0,
                 end: 0,
             },
-            wbuf: Vec::with_capacity(INITIAL_READ_BYTES),
-            headers: Vec::with_capacity(32),
+            // Grows on first use and keeps its size; idle connections hold none.
+            wbuf: Vec::new(),
+            headers: Vec::new(),
             chunked_body: Vec::new(),
         }
     }
@@ -167,7 +170,8 @@ impl Connection {
     async fn run(mut self) {
         let shard = self.shard.clone();
         let slot = shard.closing.slot();
-        let mut arena = Bump::with_capacity(16 * 1024);
+        // Allocates its first chunk on the first request, not at accept.
+        let mut arena = Bump::new();
         let mut head_started: Option<Instant> = None;
         let routes = self.routes.clone();
         let limits = &routes.limits;
@@ -354,9 +358,10 @@ impl Connection {
                     body: body_bytes,
                     remote_ip: arena.alloc_str(&self.remote_ip),
                 };
-                pipeline
-                    .handle(&self.shard.txns, arena, &req, &mut self.wbuf, f)
-                    .await;
+                // Boxed in the request arena: the pipeline's future is large, and keeping
+                // it out of the connection's own future keeps idle connections small.
+                let handling = pipeline.handle(&self.shard.txns, arena, &req, &mut self.wbuf, f);
+                bumpalo::boxed::Box::pin_in(handling, arena).await;
             }
         }
         Ok(if f.close { Next::Close } else { Next::Continue })
