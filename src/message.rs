@@ -46,73 +46,204 @@ impl<'a> Value<'a> {
     }
 }
 
-/// Compact JSON of `v` appended to `out` (object keys in the stored, sorted order).
-pub fn write_json(v: &Value<'_>, out: &mut impl Extend<u8>) {
-    match *v {
-        Value::Null => out.extend(*b"null"),
-        Value::Bool(true) => out.extend(*b"true"),
-        Value::Bool(false) => out.extend(*b"false"),
-        Value::Int(i) => out.extend(itoa_bytes(i)),
-        Value::Float(f) => write_float(f, out),
-        Value::Str(s) => write_json_str(s, out),
-        Value::Bytes(b) => write_json_str(&String::from_utf8_lossy(b), out),
-        Value::Array(items) => {
-            out.extend(*b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.extend(*b",");
-                }
-                write_json(item, out);
+/// Where JSON is written: a `Vec<u8>` or an arena vector.
+pub trait JsonOut {
+    fn put(&mut self, bytes: &[u8]);
+    fn put_byte(&mut self, b: u8);
+    fn reserve_bytes(&mut self, n: usize);
+}
+
+impl JsonOut for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, b: u8) {
+        self.push(b);
+    }
+    fn reserve_bytes(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl JsonOut for BVec<'_, u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice_copy(bytes);
+    }
+    fn put_byte(&mut self, b: u8) {
+        self.push(b);
+    }
+    fn reserve_bytes(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+/// A JSON string literal of `s` (RFC 8259 escapes).
+pub fn write_json_str(s: &str, out: &mut impl JsonOut) {
+    write_json_bytes(s.as_bytes(), out);
+}
+
+/// Bytes a JSON string cannot hold raw: control characters, `"` and `\\`.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A float as Go's `strconv.FormatFloat(f, 'g', -1)` in JSON: exponent form outside
+/// [1e-6, 1e21), e.g. `1e+21`.
+pub fn write_go_float(f: f64, out: &mut impl std::fmt::Write) {
+    if !f.is_finite() {
+        let _ = out.write_str(if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        });
+        return;
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        let mut buf = [0u8; 40];
+        let mut cur = std::io::Cursor::new(&mut buf[..]);
+        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{f:e}"));
+        let n = cur.position() as usize;
+        let s = std::str::from_utf8(&buf[..n]).unwrap_or("0");
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => {
+                let _ = std::write!(out, "{m}e+{e}");
             }
-            out.extend(*b"]");
+            _ => {
+                let _ = out.write_str(s);
+            }
+        }
+    } else {
+        let _ = std::write!(out, "{f}");
+    }
+}
+
+/// Compact JSON of `v`: object keys in their stored (sorted) order, numbers in Go's JSON
+/// form (as upstream prints them), runs of bytes copied at once, floats formatted on the
+/// stack. The one JSON writer of the crate: payloads, metadata text, logs.
+pub fn write_json(v: &Value<'_>, out: &mut impl JsonOut) {
+    match *v {
+        Value::Null => out.put(b"null"),
+        Value::Bool(true) => out.put(b"true"),
+        Value::Bool(false) => out.put(b"false"),
+        Value::Int(i) => {
+            let mut buf = [0u8; 20];
+            let mut n = i.unsigned_abs();
+            let mut pos = buf.len();
+            loop {
+                pos -= 1;
+                buf[pos] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            if i < 0 {
+                out.put_byte(b'-');
+            }
+            out.put(&buf[pos..]);
+        }
+        Value::Float(f) => {
+            if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
+                write_json(&Value::Int(f as i64), out);
+            } else if f.is_finite() {
+                // Go's JSON number form: exponent outside [1e-6, 1e21), like upstream.
+                let mut buf = StackBuf {
+                    buf: [0; 64],
+                    len: 0,
+                };
+                write_go_float(f, &mut buf);
+                out.put(&buf.buf[..buf.len]);
+            } else {
+                out.put(b"null");
+            }
+        }
+        Value::Str(s) => write_json_bytes(s.as_bytes(), out),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => write_json_bytes(s.as_bytes(), out),
+            Err(_) => write_json_bytes(String::from_utf8_lossy(b).as_bytes(), out),
+        },
+        Value::Array(items) => {
+            out.put_byte(b'[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    out.put_byte(b',');
+                }
+                write_json(it, out);
+            }
+            out.put_byte(b']');
         }
         Value::Object(members) => {
-            out.extend(*b"{");
-            for (i, (k, item)) in members.iter().enumerate() {
+            out.put_byte(b'{');
+            for (i, (k, it)) in members.iter().enumerate() {
                 if i > 0 {
-                    out.extend(*b",");
+                    out.put_byte(b',');
                 }
-                write_json_str(k, out);
-                out.extend(*b":");
-                write_json(item, out);
+                write_json_bytes(k.as_bytes(), out);
+                out.put_byte(b':');
+                write_json(it, out);
             }
-            out.extend(*b"}");
+            out.put_byte(b'}');
         }
     }
 }
 
-fn itoa_bytes(i: i64) -> impl Iterator<Item = u8> {
-    let mut buf = [0u8; 20];
-    let neg = i < 0;
-    let mut n = i.unsigned_abs();
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// A fixed buffer for formatting one number without the heap.
+struct StackBuf {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Whether any byte is a control character, `"` or `\\`; eight bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // A byte below 0x20 borrows when 0x20 is subtracted; `"` and `\\` become zero
+        // after the xor.
+        let below = v.wrapping_sub(ONES * 0x20) & !v & HIGHS;
+        if below | has_zero(v ^ (ONES * b'"' as u64)) | has_zero(v ^ (ONES * b'\\' as u64)) != 0 {
+            return true;
         }
     }
-    let sign = if neg { Some(b'-') } else { None };
-    sign.into_iter().chain(buf.into_iter().skip(pos))
+    chunks.remainder().iter().any(|&b| SPECIAL[b as usize])
 }
 
-fn write_float(f: f64, out: &mut impl Extend<u8>) {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
-        out.extend(itoa_bytes(f as i64));
-    } else if f.is_finite() {
-        // Rust's shortest round-trip formatting, like Go's strconv 'g' -1 for JSON.
-        out.extend(format!("{f}").into_bytes());
-    } else {
-        out.extend(*b"null");
+fn write_json_bytes(bytes: &[u8], out: &mut impl JsonOut) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve_bytes(bytes.len() + 2);
+    out.put_byte(b'"');
+    // Fast path (vectorisable): nothing to escape.
+    if !needs_escape(bytes) {
+        out.put(bytes);
+        out.put_byte(b'"');
+        return;
     }
-}
-
-/// A JSON string literal with the escapes RFC 8259 requires.
-pub fn write_json_str(s: &str, out: &mut impl Extend<u8>) {
-    out.extend(*b"\"");
-    let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -124,10 +255,9 @@ pub fn write_json_str(s: &str, out: &mut impl Extend<u8>) {
             0..=0x1f => b"",
             _ => continue,
         };
-        out.extend(bytes[start..i].iter().copied());
+        out.put(&bytes[start..i]);
         if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend([
+            out.put(&[
                 b'\\',
                 b'u',
                 b'0',
@@ -136,12 +266,12 @@ pub fn write_json_str(s: &str, out: &mut impl Extend<u8>) {
                 HEX[(b & 0xf) as usize],
             ]);
         } else {
-            out.extend(esc.iter().copied());
+            out.put(esc);
         }
         start = i + 1;
     }
-    out.extend(bytes[start..].iter().copied());
-    out.extend(*b"\"");
+    out.put(&bytes[start..]);
+    out.put_byte(b'"');
 }
 
 /// Message metadata: insertion-ordered key/value pairs; setting a key replaces it.
@@ -238,6 +368,28 @@ mod tests {
             r#"{"a":[-12,1.5,3,null],"b":"x\"\n\u0001"}"#
         );
         assert_eq!(json(&Value::Int(i64::MIN)), "-9223372036854775808");
+    }
+
+    #[test]
+    fn escape_detection() {
+        assert!(!needs_escape(
+            b"plain ascii text, longer than eight bytes \x7f\xc3\xa9"
+        ));
+        for special in [b'"', b'\\', b'\n', 0u8, 0x1f] {
+            for pos in 0..20 {
+                let mut v = vec![b'a'; 20];
+                v[pos] = special;
+                assert!(needs_escape(&v), "{special} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn floats_take_go_json_forms() {
+        assert_eq!(json(&Value::Float(1e300)), "1e+300");
+        assert_eq!(json(&Value::Float(1e21)), "1e+21");
+        assert_eq!(json(&Value::Float(0.000001)), "0.000001");
+        assert_eq!(json(&Value::Float(f64::NAN)), "null");
     }
 
     #[test]

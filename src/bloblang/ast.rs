@@ -253,7 +253,7 @@ impl Program {
                             Expr::Lit(l) if path.len() == 1 => {
                                 let arena = bumpalo::Bump::new();
                                 let mut text = bumpalo::collections::Vec::new_in(&arena);
-                                super::json::write_compact(&l.to_value(&arena), &mut text);
+                                crate::message::write_json(&l.to_value(&arena), &mut text);
                                 consts.push((l.clone(), Box::from(&text[..])));
                                 u32::try_from(consts.len() - 1).ok()
                             }

@@ -413,14 +413,14 @@ pub fn to_text<'a>(arena: &'a Bump, v: &Value<'a>) -> &'a str {
     match *v {
         Value::Float(f) => {
             let mut s = bumpalo::collections::String::new_in(arena);
-            json::write_go_float(f, &mut s);
+            crate::message::write_go_float(f, &mut s);
             s.into_bump_str()
         }
         Value::Str(_) | Value::Bytes(_) => v.to_text(arena),
         _ => {
             let mut out = BVec::with_capacity_in(32, arena);
-            json::write_compact(v, &mut out);
-            // SAFETY: write_compact emits only valid UTF-8 (escaped strings, ASCII digits
+            crate::message::write_json(v, &mut out);
+            // SAFETY: write_json emits only valid UTF-8 (escaped strings, ASCII digits
             // and punctuation).
             unsafe { std::str::from_utf8_unchecked(out.into_bump_slice()) }
         }

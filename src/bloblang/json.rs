@@ -11,20 +11,8 @@ use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 
 use super::eval::make_object;
+use crate::message::write_go_float;
 use crate::message::Value;
-
-/// Bytes a JSON string cannot hold raw: control characters, `"` and `\\`.
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
 
 /// Maximum nesting depth accepted, so hostile input cannot overflow the stack.
 const MAX_DEPTH: usize = 512;
@@ -145,183 +133,6 @@ fn convert<'a>(
         }
         _ => unreachable!("scalars are handled above"),
     }
-}
-
-pub fn write_go_float(f: f64, out: &mut impl Write) {
-    if !f.is_finite() {
-        let _ = out.write_str(if f.is_nan() {
-            "NaN"
-        } else if f > 0.0 {
-            "+Inf"
-        } else {
-            "-Inf"
-        });
-        return;
-    }
-    let a = f.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        let mut buf = [0u8; 40];
-        let mut cur = std::io::Cursor::new(&mut buf[..]);
-        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{f:e}"));
-        let n = cur.position() as usize;
-        let s = std::str::from_utf8(&buf[..n]).unwrap_or("0");
-        match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => {
-                let _ = write!(out, "{m}e+{e}");
-            }
-            _ => {
-                let _ = out.write_str(s);
-            }
-        }
-    } else {
-        let _ = write!(out, "{f}");
-    }
-}
-
-/// Compact JSON of `v` into an arena buffer: the same text as `message::write_json`
-/// (sorted keys, same number forms), but copying runs of bytes instead of one byte at a
-/// time, and formatting floats on the stack.
-pub fn write_compact(v: &Value<'_>, out: &mut BVec<'_, u8>) {
-    match *v {
-        Value::Null => out.extend_from_slice_copy(b"null"),
-        Value::Bool(true) => out.extend_from_slice_copy(b"true"),
-        Value::Bool(false) => out.extend_from_slice_copy(b"false"),
-        Value::Int(i) => {
-            let mut buf = [0u8; 20];
-            let mut n = i.unsigned_abs();
-            let mut pos = buf.len();
-            loop {
-                pos -= 1;
-                buf[pos] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            if i < 0 {
-                out.push(b'-');
-            }
-            out.extend_from_slice_copy(&buf[pos..]);
-        }
-        Value::Float(f) => {
-            if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
-                write_compact(&Value::Int(f as i64), out);
-            } else if f.is_finite() {
-                // Go's JSON number form: exponent outside [1e-6, 1e21), like upstream.
-                let mut buf = StackBuf {
-                    buf: [0; 64],
-                    len: 0,
-                };
-                write_go_float(f, &mut buf);
-                out.extend_from_slice_copy(&buf.buf[..buf.len]);
-            } else {
-                out.extend_from_slice_copy(b"null");
-            }
-        }
-        Value::Str(s) => write_compact_str(s.as_bytes(), out),
-        Value::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) => write_compact_str(s.as_bytes(), out),
-            Err(_) => write_compact_str(String::from_utf8_lossy(b).as_bytes(), out),
-        },
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, it) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_compact(it, out);
-            }
-            out.push(b']');
-        }
-        Value::Object(members) => {
-            out.push(b'{');
-            for (i, (k, it)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_compact_str(k.as_bytes(), out);
-                out.push(b':');
-                write_compact(it, out);
-            }
-            out.push(b'}');
-        }
-    }
-}
-
-/// A fixed buffer for formatting one number without the heap.
-struct StackBuf {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(std::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// Whether any byte is a control character, `"` or `\\`; eight bytes at a time.
-fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // A byte below 0x20 borrows when 0x20 is subtracted; `"` and `\\` become zero
-        // after the xor.
-        let below = v.wrapping_sub(ONES * 0x20) & !v & HIGHS;
-        if below | has_zero(v ^ (ONES * b'"' as u64)) | has_zero(v ^ (ONES * b'\\' as u64)) != 0 {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| SPECIAL[b as usize])
-}
-
-fn write_compact_str(bytes: &[u8], out: &mut BVec<'_, u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    // Fast path (vectorisable): nothing to escape.
-    if !needs_escape(bytes) {
-        out.extend_from_slice_copy(bytes);
-        out.push(b'"');
-        return;
-    }
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice_copy(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice_copy(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]);
-        } else {
-            out.extend_from_slice_copy(esc);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice_copy(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// `format_json`: Go's `json.Marshal`/`MarshalIndent` text (sorted keys; `indent` empty
@@ -456,35 +267,23 @@ mod tests {
     }
 
     #[test]
-    fn compact_matches_message_write_json() {
+    fn parsed_documents_write_back_as_compact_json() {
         let arena = Bump::new();
         let v = parse(
             &arena,
             br#"{"a":[1,-2.5,123456.789,true,null],"b":"q\"\\\n\u0001\u00e9","c":{}}"#,
         )
         .unwrap();
-        let mut mine = BVec::new_in(&arena);
-        write_compact(&v, &mut mine);
-        let mut theirs = Vec::new();
-        crate::message::write_json(&v, &mut theirs);
-        assert_eq!(&mine[..], &theirs[..]);
-        let mut big = BVec::new_in(&arena);
-        write_compact(&Value::Float(1e300), &mut big);
-        assert_eq!(&big[..], b"1e+300");
-    }
-
-    #[test]
-    fn escape_detection() {
-        assert!(!needs_escape(
-            b"plain ascii text, longer than eight bytes \x7f\xc3\xa9"
-        ));
-        for special in [b'"', b'\\', b'\n', 0u8, 0x1f] {
-            for pos in 0..20 {
-                let mut v = vec![b'a'; 20];
-                v[pos] = special;
-                assert!(needs_escape(&v), "{special} at {pos}");
-            }
-        }
+        let mut arena_out = BVec::new_in(&arena);
+        crate::message::write_json(&v, &mut arena_out);
+        let mut vec_out = Vec::new();
+        crate::message::write_json(&v, &mut vec_out);
+        assert_eq!(&arena_out[..], &vec_out[..]);
+        // Non-ASCII is written as UTF-8; only control characters are \u-escaped.
+        assert_eq!(
+            std::str::from_utf8(&vec_out).unwrap(),
+            r#"{"a":[1,-2.5,123456.789,true,null],"b":"q\"\\\n\u0001é","c":{}}"#
+        );
     }
 
     #[test]

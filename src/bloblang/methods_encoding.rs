@@ -603,9 +603,9 @@ fn sign_jwt<'a>(ctx: &Ctx<'a, '_>, v: Value<'a>, call: &Call, alg: &str) -> R<'a
         header = super::methods_collections::merge(ctx, header, extra, true);
     }
     let mut hb = bumpalo::collections::Vec::new_in(ctx.arena);
-    super::json::write_compact(&header, &mut hb);
+    crate::message::write_json(&header, &mut hb);
     let mut cb = bumpalo::collections::Vec::new_in(ctx.arena);
-    super::json::write_compact(&v, &mut cb);
+    crate::message::write_json(&v, &mut cb);
     let input = format!("{}.{}", enc(&hb), enc(&cb));
     let sig = jwt_signature(alg, key, input.as_bytes())
         .map_err(|e| ctx.err(&format!("failed to sign JWT: {e}")))?;

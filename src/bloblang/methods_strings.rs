@@ -8,8 +8,8 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use super::ast::{Call, MethodFn};
 use super::eval::{Ctx, R};
-use super::json::write_go_float;
 use super::methods::{as_array, as_bytes, as_str, opt, opt_bool, opt_str, req, req_str};
+use crate::message::write_go_float;
 use crate::message::Value;
 
 pub fn lookup(name: &str) -> Option<MethodFn> {

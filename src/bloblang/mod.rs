@@ -187,7 +187,7 @@ impl Mapping {
                 eval::Slot::Absent => continue,
                 eval::Slot::Val(v) => {
                     out.extend_from_slice_copy(&key[skip..]);
-                    json::write_compact(&v, &mut out);
+                    crate::message::write_json(&v, &mut out);
                 }
                 eval::Slot::Const(i) => {
                     out.extend_from_slice_copy(&key[skip..]);
@@ -227,7 +227,7 @@ pub fn serialise<'a>(arena: &'a Bump, v: &Value<'a>) -> &'a [u8] {
         Value::Bytes(b) => b,
         _ => {
             let mut out = BVec::with_capacity_in(64, arena);
-            json::write_compact(v, &mut out);
+            crate::message::write_json(v, &mut out);
             out.into_bump_slice()
         }
     }
