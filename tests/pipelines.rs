@@ -272,3 +272,19 @@ fn processor_and_output_metrics_count_errors() {
         "{m}"
     );
 }
+
+#[test]
+fn path_params_query_headers_and_cookies_become_metadata() {
+    let s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /users/{id}\n\
+         pipeline:\n  processors:\n    - mapping: |\n        root = [@id, @q, metadata(\"X-Trace\"), @session, @http_server_verb, @http_server_request_path]\n\
+         output:\n  sync_response: {}\n",
+    );
+    let raw = "POST /users/a%20b?q=x+y HTTP/1.1\r\nHost: x\r\nx-trace: t1\r\nCookie: session=abc\r\nContent-Length: 0\r\n\r\n";
+    let r = exchange(s.addr, raw.as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        r#"["a b","x y","t1","abc","POST","/users/a%20b"]"#
+    );
+}

@@ -251,6 +251,8 @@ pub struct HttpServer {
     conf: Config,
     /// Patterns served: `path`, and `root_path`+`path` on the shared server.
     patterns: Vec<PathPattern>,
+    /// Whether `path` has `{name}` segments (metadata to extract per request).
+    path_params: bool,
     /// Response status when it needs no interpolation (the common case).
     static_status: Option<u16>,
     /// Multipart boundary state (a per-shard xorshift; boundaries need only be unique).
@@ -282,6 +284,7 @@ impl HttpServer {
             .as_static()
             .and_then(|s| s.trim().parse().ok());
         HttpServer {
+            path_params: conf.path.contains('{'),
             conf: conf.clone(),
             patterns,
             static_status,
@@ -343,11 +346,14 @@ impl HttpServer {
                 Value::Str(percent_decode(arena, v, true)),
             );
         }
+        // `admit` already matched the path; matching again is only worth it for the
+        // parameters, so only paths with `{name}` segments pay for it.
         let mut params = BVec::new_in(arena);
-        if self
-            .patterns
-            .iter()
-            .any(|p| p.matches(req.path, &mut params))
+        if self.path_params
+            && self
+                .patterns
+                .iter()
+                .any(|p| p.matches(req.path, &mut params))
         {
             for (k, v) in params.iter() {
                 meta.set(
