@@ -16,7 +16,7 @@ use crate::components::{Build, BuildError, Context};
 use crate::config::Config;
 use crate::http::response::{self, Framing};
 use crate::metrics::{ComponentMetrics, Family, Registry};
-use crate::transaction::Transactions;
+use crate::transaction::{Outcome, Transactions};
 
 /// A shard's built pipeline (`!Send`: each shard builds its own from the config).
 pub struct Pipeline {
@@ -72,19 +72,25 @@ impl Pipeline {
         let cx = Context { arena, txns, id };
         let work = async {
             processors::run_all(&self.processors, &cx, &mut batch);
-            // The output's ack goes through the slab like every other ack, so the
-            // request settles by one rule whatever the output is.
-            txns.expect(id, 1);
-            let result = if batch.is_empty() {
-                Ok(())
-            } else {
-                self.output.send(&cx, batch).await
-            };
-            txns.ack(id, result.as_ref().map(|_| ()).map_err(String::as_str));
-            txns.settled(id).await;
+            if batch.is_empty() {
+                // Every message was deleted: acked, nothing stored.
+                return Ok(());
+            }
+            self.output.send(&cx, batch).await
         };
-        future::or(work, txns.deadline(id)).await;
-        txns.finish(id, |outcome, store| {
+        // The output's future resolves with its ack; the slab's deadline (expired by the
+        // shard's tick, no timer per request) ends it first if it is late.
+        let outcome = match future::or(async { Some(work.await) }, async {
+            txns.deadline(id).await;
+            None
+        })
+        .await
+        {
+            Some(Ok(())) => Outcome::Acked,
+            Some(Err(e)) => Outcome::Nacked(e),
+            None => Outcome::TimedOut,
+        };
+        txns.finish(id, |store| {
             self.input.respond(arena, outcome, store, out, f);
         });
         self.input_metrics.latency.record(start.elapsed());

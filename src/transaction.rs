@@ -1,5 +1,5 @@
-//! Per-shard slab of in-flight requests: each entry holds the request's response store,
-//! its pending-ack count, its error and its one deadline. Outputs and processors reach an
+//! Per-shard slab of in-flight requests: each entry holds the request's response store
+//! and its one deadline. Outputs and processors reach an
 //! entry by [`InFlightId`]; the connection task waits on it. No lock, no channel: the
 //! slab is shard-local (`RefCell`), and wake-ups go through one stored `Waker`.
 //!
@@ -116,9 +116,6 @@ struct Entry {
     generation: u32,
     occupied: bool,
     deadline: Option<Instant>,
-    /// Deliveries handed to outputs and not yet acked.
-    pending: u32,
-    error: Option<String>,
     expired: bool,
     /// The task waiting for this request to settle or expire.
     waker: Option<Waker>,
@@ -155,8 +152,6 @@ impl Transactions {
         let e = &mut s.entries[index as usize];
         e.occupied = true;
         e.deadline = Some(deadline);
-        e.pending = 0;
-        e.error = None;
         e.expired = false;
         e.waker = None;
         e.store.clear();
@@ -180,50 +175,15 @@ impl Transactions {
         self.with(id, |e| e.store.push(arena, msg));
     }
 
-    /// Registers `n` deliveries that will each be acked or nacked by key.
-    pub fn expect(&self, id: InFlightId, n: u32) {
-        self.with(id, |e| e.pending += n);
-    }
-
-    /// Acks one delivery (`Err` nacks it; the first error is kept). A stale id is ignored.
-    pub fn ack(&self, id: InFlightId, result: Result<(), &str>) {
-        let waker = self.with(id, |e| {
-            e.pending = e.pending.saturating_sub(1);
-            if let Err(msg) = result {
-                e.error.get_or_insert_with(|| msg.to_string());
-            }
-            if e.pending == 0 {
-                e.waker.take()
-            } else {
-                None
-            }
-        });
-        if let Some(Some(w)) = waker {
-            w.wake();
-        }
-    }
-
-    /// Resolves when every expected delivery is acked, or the deadline passes.
-    pub fn settled(&self, id: InFlightId) -> Settled<'_> {
-        Settled { txns: self, id }
-    }
-
-    /// Closes the entry, giving its outcome and its store to `f` (the response writer).
-    pub fn finish<R>(&self, id: InFlightId, f: impl FnOnce(Outcome, &ResponseStore) -> R) -> R {
+    /// Closes the entry, giving its store to `f` (the response writer).
+    pub fn finish<R>(&self, id: InFlightId, f: impl FnOnce(&ResponseStore) -> R) -> R {
         let mut s = self.inner.borrow_mut();
         let e = &mut s.entries[id.index as usize];
         assert!(
             e.occupied && e.generation == id.generation,
             "finish of a closed entry"
         );
-        let outcome = if let Some(err) = e.error.take() {
-            Outcome::Nacked(err)
-        } else if e.expired || e.pending > 0 {
-            Outcome::TimedOut
-        } else {
-            Outcome::Acked
-        };
-        let r = f(outcome, &e.store);
+        let r = f(&e.store);
         e.occupied = false;
         e.generation = e.generation.wrapping_add(1);
         e.waker = None;
@@ -268,31 +228,6 @@ impl Transactions {
     }
 }
 
-/// Future of [`Transactions::settled`].
-pub struct Settled<'t> {
-    txns: &'t Transactions,
-    id: InFlightId,
-}
-
-impl Future for Settled<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let done = self.txns.with(self.id, |e| {
-            if e.pending == 0 || e.expired {
-                true
-            } else {
-                e.waker = Some(cx.waker().clone());
-                false
-            }
-        });
-        if done.unwrap_or(true) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
 /// Future of [`Transactions::deadline`].
 pub struct Deadline<'t> {
     txns: &'t Transactions,
@@ -327,29 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn acks_settle_and_first_error_wins() {
-        let t = Transactions::default();
-        let id = t.begin(Instant::now() + Duration::from_secs(5), true);
-        t.expect(id, 2);
-        let mut s = t.settled(id);
-        assert!(poll_once(&mut s).is_pending());
-        t.ack(id, Err("first"));
-        t.ack(id, Err("second"));
-        assert!(poll_once(&mut s).is_ready());
-        let outcome = t.finish(id, |o, _| o);
-        assert_eq!(outcome, Outcome::Nacked("first".into()));
-        assert!(t.is_empty());
-    }
-
-    #[test]
     fn stale_ids_are_ignored_after_reuse() {
+        let arena = Bump::new();
         let t = Transactions::default();
         let old = t.begin(Instant::now(), true);
-        t.finish(old, |_, _| ());
+        t.finish(old, |_| ());
         let new = t.begin(Instant::now() + Duration::from_secs(5), true);
-        t.expect(new, 1);
-        t.ack(old, Err("late"));
-        assert_eq!(t.finish(new, |o, _| o), Outcome::TimedOut);
+        // A late store for the old request must not reach the slot's new occupant.
+        t.store(old, &arena, &Message::new(&arena, b"late"));
+        assert!(t.is_expired(old), "a closed id reads as expired");
+        assert!(!t.is_expired(new));
+        t.finish(new, |store| assert!(store.messages().is_empty()));
     }
 
     #[test]
@@ -358,12 +281,15 @@ mod tests {
         let now = Instant::now();
         let late = t.begin(now, true);
         let fine = t.begin(now + Duration::from_secs(60), true);
-        t.expect(late, 1);
+        let mut waiting = t.deadline(late);
+        assert!(poll_once(&mut waiting).is_pending());
         t.expire(now);
+        assert!(poll_once(&mut waiting).is_ready());
         assert!(t.is_expired(late));
         assert!(!t.is_expired(fine));
-        assert_eq!(t.finish(late, |o, _| o), Outcome::TimedOut);
-        assert_eq!(t.finish(fine, |o, _| o), Outcome::Acked);
+        t.finish(late, |_| ());
+        t.finish(fine, |_| ());
+        assert!(t.is_empty());
     }
 
     #[test]
@@ -375,7 +301,7 @@ mod tests {
         m.meta.set("status", Value::Int(201));
         t.store(id, &arena, &m);
         t.store(id, &arena, &Message::new(&arena, b"two"));
-        t.finish(id, |_, store| {
+        t.finish(id, |store| {
             let msgs = store.messages();
             assert_eq!(msgs.len(), 2);
             assert_eq!(msgs[0].payload, b"one");
