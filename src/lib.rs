@@ -9,7 +9,8 @@
 //! - [`components`]: inputs, processors and outputs, one per file, named as in YAML.
 //! - [`bloblang`]: the mapping language: parser, evaluator, functions, interpolation.
 //! - [`log`]: logfmt/JSON logging set once at start-up.
-//! - [`http`]: the HTTP/1.1 wire protocol: heads, bodies, responses, limits.
+//! - [`http`]: the HTTP/1.1 wire protocol (heads, bodies, responses, limits, the client
+//!   side) and WebSocket framing.
 //! - [`kafka`]: rskafka producing: partitioners, per-shard batcher, the tokio bridge.
 //! - [`tls`]: rustls client configs shared by outputs (Kafka, http_client).
 //! - [`transaction`]: per-shard slab of in-flight requests, response stores, acks.

@@ -1,6 +1,7 @@
-//! One shard's wiring of input -> processors -> output, and the life of one request
-//! through it: open a slab entry, build the batch, run the processors, send to the
-//! output, wait for its ack or the deadline, write the response, close the entry.
+//! One shard's wiring of input -> processors -> output, and the life of one request (or
+//! WebSocket message) through it: open a slab entry, build the batch, run the
+//! processors, send to the output, wait for its ack or the deadline, write the
+//! response, close the entry.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,8 +16,9 @@ use crate::components::processors::{self, Processor};
 use crate::components::{Build, BuildError, Context};
 use crate::config::Config;
 use crate::http::response::{self, Framing};
+use crate::message::Batch;
 use crate::metrics::{ComponentMetrics, Family, Registry};
-use crate::transaction::{Outcome, Transactions};
+use crate::transaction::{Outcome, ResponseStore, Transactions};
 
 /// A shard's built pipeline (`!Send`: each shard builds its own from the config).
 pub struct Pipeline {
@@ -51,7 +53,7 @@ impl Pipeline {
         })
     }
 
-    /// Runs one request and appends its response to `out`.
+    /// Runs one HTTP request and appends its response to `out`.
     pub async fn handle<'a>(
         &self,
         txns: &Transactions,
@@ -60,11 +62,27 @@ impl Pipeline {
         out: &mut Vec<u8>,
         f: Framing<'_>,
     ) {
-        let start = Instant::now();
-        self.input_metrics.count.add(1);
-        let Some(mut batch) = self.input.batch(arena, req) else {
+        let Some(batch) = self.input.batch(arena, req) else {
+            self.input_metrics.count.add(1);
             return response::write_text(out, 400, "Bad request\n", f);
         };
+        self.process(txns, arena, batch, |outcome, store| {
+            self.input.respond(arena, outcome, store, out, f)
+        })
+        .await
+    }
+
+    /// Runs one batch from the input to its outcome and hands that with the response
+    /// store to `answer` (which writes the HTTP response or WebSocket frames).
+    pub async fn process<'a, R>(
+        &self,
+        txns: &Transactions,
+        arena: &'a Bump,
+        mut batch: Batch<'a>,
+        answer: impl FnOnce(Outcome, &ResponseStore) -> R,
+    ) -> R {
+        let start = Instant::now();
+        self.input_metrics.count.add(1);
         let id = txns.begin(
             start + self.input.timeout(),
             self.input.reads_response_meta(),
@@ -90,9 +108,8 @@ impl Pipeline {
             Some(Err(e)) => Outcome::Nacked(e),
             None => Outcome::TimedOut,
         };
-        txns.finish(id, |store| {
-            self.input.respond(arena, outcome, store, out, f);
-        });
+        let answered = txns.finish(id, |store| answer(outcome, store));
         self.input_metrics.latency.record(start.elapsed());
+        answered
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP/1.1 wire protocol (RFC 9112), server side: request heads, body framing, the
-//! chunked decoder, response encoding and the limits that bound them all. Nothing here
+//! chunked decoder, response encoding and the limits that bound them all; the client
+//! side's request writer and response reader; WebSocket framing (RFC 6455). Nothing here
 //! knows about pipelines or components.
 
 pub mod chunked;
@@ -8,6 +9,7 @@ pub mod date;
 pub mod multipart;
 pub mod request;
 pub mod response;
+pub mod websocket;
 
 use std::time::Duration;
 

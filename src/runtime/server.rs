@@ -2,7 +2,10 @@
 //! `http`), routing to service endpoints or the input's pipeline, and writing responses.
 //!
 //! A connection is one task. It parses every complete request already buffered before
-//! it writes, so pipelined requests are answered in order with one write per batch.
+//! it writes, so pipelined requests are answered in order with one write per batch. A
+//! WebSocket upgrade hands the connection to `websocket` for the rest of its life.
+
+mod websocket;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ use crate::components::inputs::http_server::{admission_response, Admission, Requ
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_head, Framing as BodyFraming, Head, HeaderSpan};
 use crate::http::response::{self, Framing};
+use crate::http::websocket::{check_handshake, write_accept, Refusal};
 use crate::http::{Limits, RequestError};
 use crate::pipeline::Pipeline;
 
@@ -327,6 +331,35 @@ impl Connection {
             return Ok(Next::Close);
         }
 
+        if let Route::Upgrade(pipeline) = &route {
+            let has_body = head.framing != BodyFraming::None;
+            let key = match check_handshake(method, head.minor, has_body, headers.iter().copied()) {
+                Ok(key) => key,
+                Err(refusal) => {
+                    // A body we will not read leaves the framing unknown: close.
+                    f.close |= has_body;
+                    self.refuse_upgrade(refusal, f);
+                    if !has_body {
+                        self.rbuf.consume(head.len);
+                    }
+                    return Ok(if f.close { Next::Close } else { Next::Continue });
+                }
+            };
+            write_accept(&mut self.wbuf, key);
+            self.rbuf.consume(head.len);
+            let req = Request {
+                method,
+                path,
+                query,
+                headers: headers.into_bump_slice(),
+                body: b"",
+                remote_ip: arena.alloc_str(&self.remote_ip),
+            };
+            // Boxed: the session's future stays out of every HTTP connection's own.
+            Box::pin(self.websocket(pipeline, &req)).await;
+            return Err(());
+        }
+
         let body = match self.read_body(&head).await {
             Ok(Some(b)) => b,
             Ok(None) => return Err(()),
@@ -349,6 +382,7 @@ impl Connection {
                 response::write_text(&mut self.wbuf, status, text, f);
             }
             Route::Service(endpoint) => self.service(endpoint, f),
+            Route::Upgrade(_) => unreachable!("upgrades are answered before the body"),
             Route::Input(pipeline) => {
                 let req = Request {
                     method,
@@ -437,12 +471,37 @@ impl Connection {
             }
         }
         match &self.routes.input {
-            Some(p) => match p.input.admit(arena, method, path) {
+            Some(p) => match p.input.admit(arena, method, path, || self.asks_upgrade()) {
                 Admission::Accept => Route::Input(p.clone()),
+                Admission::WebSocket => Route::Upgrade(p.clone()),
                 other => Route::Refused(other),
             },
             None => Route::Refused(Admission::NotFound),
         }
+    }
+
+    /// Whether the parsed head has an `Upgrade` header field.
+    fn asks_upgrade(&self) -> bool {
+        let raw = self.rbuf.data();
+        self.headers
+            .iter()
+            .any(|(n, _)| n.of(raw).eq_ignore_ascii_case(b"upgrade"))
+    }
+
+    fn refuse_upgrade(&mut self, refusal: Refusal, f: Framing<'_>) {
+        let headers: [(&[u8], &[u8]); 2] = [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Sec-WebSocket-Version", b"13"),
+        ];
+        let n = if refusal == Refusal::Version { 2 } else { 1 };
+        let body = refusal.body().as_bytes();
+        response::write(
+            &mut self.wbuf,
+            refusal.status(),
+            headers[..n].iter().copied(),
+            body,
+            f,
+        );
     }
 
     fn service(&mut self, e: Endpoint, f: Framing<'_>) {
@@ -475,6 +534,8 @@ impl Connection {
 enum Route {
     Service(Endpoint),
     Input(Rc<Pipeline>),
+    /// A WebSocket handshake on the input's `ws_path`.
+    Upgrade(Rc<Pipeline>),
     Refused(Admission),
 }
 

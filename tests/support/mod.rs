@@ -214,6 +214,11 @@ impl<R: Read> Reader<R> {
         })
     }
 
+    /// The buffered stream, for reading what follows a response (such as frames).
+    pub fn get_mut(&mut self) -> &mut BufReader<R> {
+        &mut self.inner
+    }
+
     /// True if the peer closed (EOF) within the read timeout.
     pub fn closed(&mut self) -> bool {
         let mut b = [0u8; 1];

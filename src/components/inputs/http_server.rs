@@ -26,11 +26,11 @@ pub struct Config {
     pub address: String,
     /// `/x` exact, `/x/` the subtree, `/{name}` segments are path parameters.
     pub path: String,
-    /// WebSocket endpoint: not supported yet, refused when set.
-    #[serde(deserialize_with = "unsupported_some")]
-    pub ws_path: Option<String>,
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    /// WebSocket endpoint (same pattern rules as `path`); empty serves none.
+    pub ws_path: String,
+    /// Sent as a text message to every WebSocket client when it connects.
     pub ws_welcome_message: String,
+    /// Only meaningful with `rate_limit`, which is not supported yet.
     #[serde(deserialize_with = "unsupported_nonempty")]
     pub ws_rate_limit_message: String,
     #[serde(deserialize_with = "verbs")]
@@ -65,7 +65,7 @@ impl Default for Config {
         Config {
             address: String::new(),
             path: "/post".into(),
-            ws_path: None,
+            ws_path: "/post/ws".into(),
             ws_welcome_message: String::new(),
             ws_rate_limit_message: String::new(),
             allowed_verbs: vec!["POST".into()],
@@ -157,10 +157,6 @@ fn unsupported_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     })
 }
 
-fn unsupported_some<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    crate::config::scalar_with(d, |_| Err(NOT_YET.to_string()))
-}
-
 fn unsupported_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     crate::config::scalar_with(d, |s| match s {
         "false" => Ok(false),
@@ -246,13 +242,42 @@ impl<'a> Request<'a> {
     }
 }
 
+/// Where an endpoint is served: its pattern, and `root_path`+pattern on the shared
+/// server.
+struct Endpoint {
+    patterns: Vec<PathPattern>,
+    /// Whether it has `{name}` segments (metadata to extract per request).
+    params: bool,
+}
+
+impl Endpoint {
+    fn new(path: &str, root_path: Option<&str>) -> Self {
+        let mut patterns = vec![PathPattern::new(path)];
+        if let Some(root) = root_path.filter(|r| !r.is_empty() && *r != "/") {
+            patterns.push(PathPattern::new(&format!(
+                "{}{}",
+                root.trim_end_matches('/'),
+                path
+            )));
+        }
+        Endpoint {
+            patterns,
+            params: path.contains('{'),
+        }
+    }
+
+    fn matches(&self, arena: &Bump, path: &str) -> bool {
+        let mut params = BVec::new_in(arena);
+        self.patterns.iter().any(|p| p.matches(path, &mut params))
+    }
+}
+
 /// The runtime half of one `http_server` input on one shard.
 pub struct HttpServer {
     conf: Config,
-    /// Patterns served: `path`, and `root_path`+`path` on the shared server.
-    patterns: Vec<PathPattern>,
-    /// Whether `path` has `{name}` segments (metadata to extract per request).
-    path_params: bool,
+    http: Endpoint,
+    /// `ws_path`, unless it is empty.
+    ws: Option<Endpoint>,
     /// Response status when it needs no interpolation (the common case).
     static_status: Option<u16>,
     /// Multipart boundary state (a per-shard xorshift; boundaries need only be unique).
@@ -263,20 +288,14 @@ pub struct HttpServer {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
     Accept,
+    /// An upgrade to a WebSocket on `ws_path` (the handshake is checked next).
+    WebSocket,
     NotFound,
     MethodNotAllowed,
 }
 
 impl HttpServer {
     pub fn new(conf: &Config, root_path: Option<&str>) -> Self {
-        let mut patterns = vec![PathPattern::new(&conf.path)];
-        if let Some(root) = root_path.filter(|r| !r.is_empty() && *r != "/") {
-            patterns.push(PathPattern::new(&format!(
-                "{}{}",
-                root.trim_end_matches('/'),
-                conf.path
-            )));
-        }
         let static_status = conf
             .sync_response
             .status
@@ -284,9 +303,9 @@ impl HttpServer {
             .as_static()
             .and_then(|s| s.trim().parse().ok());
         HttpServer {
-            path_params: conf.path.contains('{'),
+            http: Endpoint::new(&conf.path, root_path),
+            ws: (!conf.ws_path.is_empty()).then(|| Endpoint::new(&conf.ws_path, root_path)),
             conf: conf.clone(),
-            patterns,
             static_status,
             boundary_seed: std::cell::Cell::new(0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64),
         }
@@ -304,10 +323,23 @@ impl HttpServer {
         self.conf.timeout.0
     }
 
-    /// Routing and verb check, from the head alone (before any body byte is read).
-    pub fn admit(&self, arena: &Bump, method: &str, path: &str) -> Admission {
-        let mut params = BVec::new_in(arena);
-        if !self.patterns.iter().any(|p| p.matches(path, &mut params)) {
+    /// Routing and verb check, from the head alone (before any body byte is read). A
+    /// path served by both `path` and `ws_path` goes to the WebSocket endpoint only when
+    /// the request asks to upgrade.
+    pub fn admit(
+        &self,
+        arena: &Bump,
+        method: &str,
+        path: &str,
+        asks_upgrade: impl FnOnce() -> bool,
+    ) -> Admission {
+        let http = self.http.matches(arena, path);
+        if let Some(ws) = &self.ws {
+            if ws.matches(arena, path) && (!http || asks_upgrade()) {
+                return Admission::WebSocket;
+            }
+        }
+        if !http {
             return Admission::NotFound;
         }
         if self.conf.allowed_verbs.iter().any(|v| v == method) {
@@ -321,13 +353,49 @@ impl HttpServer {
     /// a `multipart/*` body (each with its part's headers as metadata too). `None` for a
     /// malformed multipart body (400).
     pub fn batch<'a>(&self, arena: &'a Bump, req: &Request<'a>) -> Option<Batch<'a>> {
-        let mut meta = Meta::new_in(arena);
-        let text = |b: &'a [u8]| -> &'a str {
-            match std::str::from_utf8(b) {
-                Ok(s) => s,
-                Err(_) => arena.alloc_str(&String::from_utf8_lossy(b)),
-            }
+        let meta = self.request_meta(arena, req, &self.http);
+        let content_type = req.header("content-type").map_or("", |v| text(arena, v));
+        let Some(boundary) = multipart::boundary(content_type) else {
+            return Some(single(arena, req.body, meta));
         };
+        let parts = multipart::parse(req.body, boundary).ok()?;
+        let mut batch = BVec::with_capacity_in(parts.len(), arena);
+        for part in parts {
+            let mut m = meta.clone();
+            for (k, v) in part.headers {
+                m.set(canonical_header(arena, k), Value::Str(arena.alloc_str(v)));
+            }
+            batch.push(Message {
+                payload: part.body,
+                meta: m,
+                error: None,
+            });
+        }
+        Some(batch)
+    }
+
+    /// One WebSocket message as a batch, with the metadata of the upgrade request `req`.
+    pub fn ws_batch<'a>(&self, arena: &'a Bump, req: &Request<'a>, payload: &[u8]) -> Batch<'a> {
+        let ws = self.ws.as_ref().expect("only upgraded on ws_path");
+        let meta = self.request_meta(arena, req, ws);
+        single(arena, arena.alloc_slice_copy(payload), meta)
+    }
+
+    /// Text sent to every WebSocket client when it connects (empty: nothing).
+    pub fn ws_welcome_message(&self) -> &str {
+        &self.conf.ws_welcome_message
+    }
+
+    /// Upstream's metadata of a request to `endpoint`: user agent, path, verb, remote
+    /// IP, headers, query, path parameters, cookies (later ones win in that order).
+    fn request_meta<'a>(
+        &self,
+        arena: &'a Bump,
+        req: &Request<'a>,
+        endpoint: &Endpoint,
+    ) -> Meta<'a> {
+        let text = |b: &'a [u8]| text(arena, b);
+        let mut meta = Meta::new_in(arena);
         meta.set(
             "http_server_user_agent",
             Value::Str(req.header("user-agent").map_or("", text)),
@@ -349,8 +417,8 @@ impl HttpServer {
         // `admit` already matched the path; matching again is only worth it for the
         // parameters, so only paths with `{name}` segments pay for it.
         let mut params = BVec::new_in(arena);
-        if self.path_params
-            && self
+        if endpoint.params
+            && endpoint
                 .patterns
                 .iter()
                 .any(|p| p.matches(req.path, &mut params))
@@ -373,30 +441,7 @@ impl HttpServer {
                 }
             }
         }
-        let content_type = req.header("content-type").map_or("", text);
-        let Some(boundary) = multipart::boundary(content_type) else {
-            let mut batch = BVec::with_capacity_in(1, arena);
-            batch.push(Message {
-                payload: req.body,
-                meta,
-                error: None,
-            });
-            return Some(batch);
-        };
-        let parts = multipart::parse(req.body, boundary).ok()?;
-        let mut batch = BVec::with_capacity_in(parts.len(), arena);
-        for part in parts {
-            let mut m = meta.clone();
-            for (k, v) in part.headers {
-                m.set(canonical_header(arena, k), Value::Str(arena.alloc_str(v)));
-            }
-            batch.push(Message {
-                payload: part.body,
-                meta: m,
-                error: None,
-            });
-        }
-        Some(batch)
+        meta
     }
 
     /// Writes the response for a finished request (spec section 2's table).
@@ -494,6 +539,25 @@ impl HttpServer {
     }
 }
 
+/// Header bytes as text: borrowed when valid UTF-8, else a lossy copy in the arena.
+fn text<'a>(arena: &'a Bump, b: &'a [u8]) -> &'a str {
+    match std::str::from_utf8(b) {
+        Ok(s) => s,
+        Err(_) => arena.alloc_str(&String::from_utf8_lossy(b)),
+    }
+}
+
+/// A batch of one message.
+fn single<'a>(arena: &'a Bump, payload: &'a [u8], meta: Meta<'a>) -> Batch<'a> {
+    let mut batch = BVec::with_capacity_in(1, arena);
+    batch.push(Message {
+        payload,
+        meta,
+        error: None,
+    });
+    batch
+}
+
 /// Sets a header, replacing one of the same name (later sources override earlier ones).
 fn set_header<'h>(headers: &mut BVec<'_, (&'h [u8], &'h [u8])>, name: &'h [u8], value: &'h [u8]) {
     match headers
@@ -557,7 +621,7 @@ pub fn admission_response(a: &Admission) -> (u16, &'static str) {
     match a {
         Admission::NotFound => (404, "404 page not found\n"),
         Admission::MethodNotAllowed => (405, "Incorrect method\n"),
-        Admission::Accept => (200, ""),
+        Admission::Accept | Admission::WebSocket => (200, ""),
     }
 }
 
