@@ -21,6 +21,30 @@ use tokio::sync::oneshot;
 /// The runtime's handle, set once by the first caller.
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 
+/// CPUs the `sluice-kafka` thread may run on, set at start-up by the runtime.
+static THREAD_CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+
+/// Where the `sluice-kafka` thread runs. Without this it would inherit the pinning of
+/// whichever shard first produced and take that shard's core.
+pub fn set_thread_cpus(cpus: Vec<usize>) {
+    let _ = THREAD_CPUS.set(cpus);
+}
+
+/// Pins the calling thread to `cpus` (best effort: an error keeps the inherited mask).
+fn pin_to(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) applies to this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// The tokio runtime's handle, starting its thread on first use.
 fn handle() -> &'static Handle {
     HANDLE.get_or_init(|| {
@@ -28,6 +52,7 @@ fn handle() -> &'static Handle {
         std::thread::Builder::new()
             .name("sluice-kafka".into())
             .spawn(move || {
+                pin_to(THREAD_CPUS.get().map_or(&[], Vec::as_slice));
                 // A current-thread runtime: one thread is plenty for a client that
                 // only waits on sockets, and it keeps the shards' cores for requests.
                 let rt = tokio::runtime::Builder::new_current_thread()

@@ -53,6 +53,14 @@ pub fn run(config: Config) -> i32 {
 
 fn start(config: Config) -> Result<i32, String> {
     let cpus = placement(&config)?;
+    // The Kafka client thread goes to cores no shard uses, if this process has any.
+    let allowed = allowed_cpus();
+    let spare: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !cpus.contains(c))
+        .collect();
+    crate::kafka::bridge::set_thread_cpus(if spare.is_empty() { allowed } else { spare });
     let plans = listeners(&config)?;
     let io_memory = config
         .runtime
