@@ -86,6 +86,8 @@ pub struct ComponentMetrics {
     pub count: Counter,
     /// `processor_error`, `output_error` (unused for inputs).
     pub error: Counter,
+    /// `output_batch_sent`: batches delivered (Kafka: produce requests acked).
+    pub batches: Counter,
     /// `*_latency_ns`.
     pub latency: Timing,
 }
@@ -127,6 +129,7 @@ impl Registry {
             path: String,
             count: u64,
             error: u64,
+            batches: u64,
             lat_count: u64,
             lat_sum: u64,
             buckets: [u64; BUCKETS_NS.len()],
@@ -150,6 +153,7 @@ impl Registry {
                         path: e.path.clone(),
                         count: 0,
                         error: 0,
+                        batches: 0,
                         lat_count: 0,
                         lat_sum: 0,
                         buckets: [0; BUCKETS_NS.len()],
@@ -161,6 +165,7 @@ impl Registry {
             let m = &e.metrics;
             s.count += m.count.get();
             s.error += m.error.get();
+            s.batches += m.batches.get();
             s.lat_count += m.latency.count.get();
             s.lat_sum += m.latency.sum_ns.get();
             for (b, c) in s.buckets.iter_mut().zip(m.latency.buckets.iter()) {
@@ -186,6 +191,13 @@ impl Registry {
                     labels(s.label.as_str(), &s.path),
                     s.count
                 );
+            }
+            if family == Family::Output {
+                let _ = writeln!(out, "# TYPE output_batch_sent counter");
+                for s in of_family() {
+                    let l = labels(&s.label, &s.path);
+                    let _ = writeln!(out, "output_batch_sent{{{l}}} {}", s.batches);
+                }
             }
             if family != Family::Input {
                 let _ = writeln!(out, "# TYPE {p}_error counter");

@@ -209,6 +209,12 @@ fn every_request_answered_200_is_in_the_topic() {
         requests < records,
         "concurrent requests should share produce requests"
     );
+    // /metrics counts the same produce requests as the output's batches.
+    let metrics = ureq::get(&s.url("/metrics")).call().unwrap();
+    let metrics = metrics.into_string().unwrap();
+    let batches =
+        format!("output_batch_sent{{label=\"\",path=\"root.output.outputs.0\"}} {requests}\n");
+    assert!(metrics.contains(&batches), "{batches} not in\n{metrics}");
 }
 
 #[test]

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use rskafka::client::partition::Compression;
 use rskafka::record::Record;
 
+use crate::metrics::ComponentMetrics;
+
 use super::bridge;
 use super::client::Producer;
 
@@ -53,6 +55,8 @@ pub struct Batcher {
 
 struct Inner {
     producer: Arc<Producer>,
+    /// The output's metrics: each acked produce request is one `output_batch_sent`.
+    metrics: Arc<ComponentMetrics>,
     compression: Compression,
     limits: Limits,
     in_flight: glommio::sync::Semaphore,
@@ -137,10 +141,16 @@ impl Future for Wait<'_> {
 }
 
 impl Batcher {
-    pub fn new(producer: Arc<Producer>, compression: Compression, limits: Limits) -> Batcher {
+    pub fn new(
+        producer: Arc<Producer>,
+        compression: Compression,
+        limits: Limits,
+        metrics: Arc<ComponentMetrics>,
+    ) -> Batcher {
         Batcher {
             inner: Rc::new(Inner {
                 producer,
+                metrics,
                 compression,
                 in_flight: glommio::sync::Semaphore::new(limits.max_in_flight.max(1) as u64),
                 limits,
@@ -272,7 +282,9 @@ async fn flush(inner: Rc<Inner>, key: (Arc<str>, i32)) {
         Ok(r) => r,
         Err(_) => Err(lost()),
     };
-    if result.is_err() {
+    if result.is_ok() {
+        inner.metrics.batches.add(1);
+    } else {
         // The partition count may be what changed (topic re-created): read it again.
         inner.topics.borrow_mut().remove(&key.0);
     }

@@ -23,6 +23,7 @@ use crate::kafka::batcher::{Batcher, Limits};
 use crate::kafka::client::{ClientSettings, Producer, SaslMechanism};
 use crate::kafka::partitioner::{Cursor, Partitioner};
 use crate::message::{Batch, Message};
+use crate::metrics::ComponentMetrics;
 
 use super::Nack;
 
@@ -599,21 +600,30 @@ pub struct Kafka {
 }
 
 impl Kafka {
-    pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
-        Self::new(
-            Settings::from_kafka(conf).map_err(|e| format!("{}: {e}", b.path))?,
-            b,
-        )
+    /// `metrics` is the output's own block: acked produce requests count as its batches.
+    pub fn build(
+        conf: &Config,
+        b: &Build<'_>,
+        metrics: &Arc<ComponentMetrics>,
+    ) -> Result<Self, BuildError> {
+        let settings = Settings::from_kafka(conf).map_err(|e| format!("{}: {e}", b.path))?;
+        Self::new(settings, b, metrics)
     }
 
-    pub fn build_franz(conf: &FranzConfig, b: &Build<'_>) -> Result<Self, BuildError> {
-        Self::new(
-            Settings::from_franz(conf).map_err(|e| format!("{}: {e}", b.path))?,
-            b,
-        )
+    pub fn build_franz(
+        conf: &FranzConfig,
+        b: &Build<'_>,
+        metrics: &Arc<ComponentMetrics>,
+    ) -> Result<Self, BuildError> {
+        let settings = Settings::from_franz(conf).map_err(|e| format!("{}: {e}", b.path))?;
+        Self::new(settings, b, metrics)
     }
 
-    fn new(settings: Settings, b: &Build<'_>) -> Result<Self, BuildError> {
+    fn new(
+        settings: Settings,
+        b: &Build<'_>,
+        metrics: &Arc<ComponentMetrics>,
+    ) -> Result<Self, BuildError> {
         if settings.client.addresses.is_empty() {
             return Err(format!(
                 "{}: kafka needs at least one broker address",
@@ -632,7 +642,12 @@ impl Kafka {
             ));
         }
         let producer = Producer::new(settings.client.clone());
-        let batcher = Batcher::new(producer, settings.compression, settings.limits);
+        let batcher = Batcher::new(
+            producer,
+            settings.compression,
+            settings.limits,
+            metrics.clone(),
+        );
         Ok(Kafka {
             settings,
             batcher,

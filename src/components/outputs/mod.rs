@@ -87,14 +87,15 @@ pub fn boxed<'f>(
 
 impl Output {
     pub fn build(conf: &Component<OutputKind>, b: &Build<'_>) -> Result<Self, BuildError> {
+        let metrics = b.metrics.register(Family::Output, &conf.label, &b.path);
         let kind = match &conf.kind {
             OutputKind::Broker(c) => Kind::Broker(broker::Broker::build(c, b)?),
             OutputKind::Drop(_) => Kind::Drop,
             OutputKind::DropOn(c) => Kind::DropOn(drop_on::DropOn::build(c, b)?),
             OutputKind::Fallback(c) => Kind::Fallback(fallback::Fallback::build(c, b)?),
             OutputKind::HttpClient(c) => Kind::HttpClient(http_client::HttpClient::build(c, b)?),
-            OutputKind::Kafka(c) => Kind::Kafka(kafka::Kafka::build(c, b)?),
-            OutputKind::KafkaFranz(c) => Kind::Kafka(kafka::Kafka::build_franz(c, b)?),
+            OutputKind::Kafka(c) => Kind::Kafka(kafka::Kafka::build(c, b, &metrics)?),
+            OutputKind::KafkaFranz(c) => Kind::Kafka(kafka::Kafka::build_franz(c, b, &metrics)?),
             OutputKind::Reject(c) => Kind::Reject(reject::Reject::new(c)),
             OutputKind::RejectErrored(c) => {
                 Kind::RejectErrored(Box::new(Output::build(&c.0, &b.child("reject_errored"))?))
@@ -105,7 +106,7 @@ impl Output {
         Ok(Output {
             processors: Processor::build_all(&conf.processors, &b.child("processors"))?,
             kind,
-            metrics: b.metrics.register(Family::Output, &conf.label, &b.path),
+            metrics,
         })
     }
 
@@ -134,7 +135,12 @@ impl Output {
             }
         };
         match &result {
-            Ok(()) => self.metrics.count.add(count),
+            // Kafka counts its produce requests itself: those are its batches.
+            Ok(()) if matches!(self.kind, Kind::Kafka(_)) => self.metrics.count.add(count),
+            Ok(()) => {
+                self.metrics.count.add(count);
+                self.metrics.batches.add(1);
+            }
             Err(_) => self.metrics.error.add(1),
         }
         self.metrics.latency.record(start.elapsed());
