@@ -11,7 +11,12 @@ pub struct Part<'b> {
 /// The `boundary` parameter of a multipart Content-Type, if it is one.
 pub fn boundary(content_type: &str) -> Option<&str> {
     let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
-    if !mime.trim().to_ascii_lowercase().starts_with("multipart/") {
+    // Checked in place: this runs for every request body.
+    let is_multipart = mime
+        .trim()
+        .get(..10)
+        .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
+    if !is_multipart {
         return None;
     }
     params.split(';').find_map(|p| {

@@ -1,6 +1,12 @@
 //! The shard side of the `kafka` output: gathers the records of concurrent requests per
 //! topic-partition and sends one produce request per partition when its batch fills or
 //! a short linger passes, with at most `max_in_flight` produce requests out at once.
+//!
+//! Each partition has at most one produce request in flight (group commit): records
+//! that arrive while it is out form the next batch, sent as soon as it is acked. Under
+//! load a batch is everything that arrived during one broker round trip, so batches
+//! grow with the load without a longer linger, and a partition's records reach the
+//! broker in the order they were pushed.
 //! Each request holds a [`Ticket`] that resolves once every produce request carrying one
 //! of its records was acknowledged (`Ok`), or any of them failed (`Err`).
 //!
@@ -78,6 +84,8 @@ struct Pending {
     generation: u64,
     /// A flush for a full batch is already queued.
     flush_queued: bool,
+    /// A produce request of this partition is out; the next batch waits for its ack.
+    in_flight: bool,
 }
 
 struct TopicInfo {
@@ -219,7 +227,9 @@ impl Batcher {
         p.bytes += size;
         ticket.0.remaining.set(ticket.0.remaining.get() + 1);
         let full = p.records.len() >= inner.limits.max_records || p.bytes >= inner.limits.max_bytes;
-        if full && !p.flush_queued {
+        if p.in_flight {
+            // Sent when the request in flight is acked.
+        } else if full && !p.flush_queued {
             p.flush_queued = true;
             drop(map);
             spawn_flush(inner.clone(), key);
@@ -238,11 +248,10 @@ fn lost() -> Nack {
 fn spawn_linger(inner: Rc<Inner>, key: (Arc<str>, i32), generation: u64) {
     glommio::spawn_local(async move {
         glommio::timer::sleep(inner.limits.linger).await;
-        let due = inner
-            .pending
-            .borrow()
-            .get(&key)
-            .is_some_and(|p| p.generation == generation && !p.records.is_empty());
+        let due =
+            inner.pending.borrow().get(&key).is_some_and(|p| {
+                p.generation == generation && !p.in_flight && !p.records.is_empty()
+            });
         if due {
             flush(inner, key).await;
         }
@@ -263,6 +272,7 @@ async fn flush(inner: Rc<Inner>, key: (Arc<str>, i32)) {
     let Some((records, tickets)) = cut(&inner, &key) else {
         return;
     };
+    // (`cut` marked the partition in flight.)
     if crate::log::enabled(crate::config::LogLevel::DEBUG) {
         crate::log::log(
             crate::config::LogLevel::DEBUG,
@@ -291,15 +301,30 @@ async fn flush(inner: Rc<Inner>, key: (Arc<str>, i32)) {
     for t in &tickets {
         t.settle(result.as_ref().err());
     }
+    // What gathered meanwhile goes now: it has waited a round trip already.
+    let mut map = inner.pending.borrow_mut();
+    if let Some(p) = map.get_mut(&key) {
+        p.in_flight = false;
+        if !p.records.is_empty() && !p.flush_queued {
+            p.flush_queued = true;
+            drop(map);
+            spawn_flush(inner.clone(), key);
+        }
+    }
 }
 
 /// Takes up to one produce request's worth of records off the partition's batch
-/// (skipping those of requests that are gone) and schedules whatever is left.
+/// (skipping those of requests that are gone) and marks the partition in flight; what
+/// is left goes when that request is acked.
 fn cut(inner: &Rc<Inner>, key: &(Arc<str>, i32)) -> Option<(Vec<Record>, Vec<Rc<Ack>>)> {
     let mut map = inner.pending.borrow_mut();
     let p = map.get_mut(key)?;
     p.generation += 1;
     p.flush_queued = false;
+    if p.in_flight {
+        // A linger or flush raced with the request in flight; its ack sends this batch.
+        return None;
+    }
     let limits = &inner.limits;
     let mut n = 0;
     let mut bytes = 0;
@@ -320,20 +345,20 @@ fn cut(inner: &Rc<Inner>, key: &(Arc<str>, i32)) -> Option<(Vec<Record>, Vec<Rc<
             tickets.push(t);
         }
     }
-    if !p.records.is_empty() {
-        let full = p.records.len() >= limits.max_records || p.bytes >= limits.max_bytes;
-        if full {
-            p.flush_queued = true;
-            spawn_flush(inner.clone(), key.clone());
-        } else {
-            spawn_linger(inner.clone(), key.clone(), p.generation);
-        }
-    } else if p.records.capacity() > 4 * limits.max_records.min(1024) {
+    if p.records.is_empty() && p.records.capacity() > 4 * limits.max_records.min(1024) {
         // Do not keep a burst's worth of capacity per partition forever.
         *p = Pending {
             generation: p.generation,
             ..Pending::default()
         };
     }
-    (!records.is_empty()).then_some((records, tickets))
+    if records.is_empty() {
+        // Every record's request was gone: nothing goes out, the rest waits as before.
+        if !p.records.is_empty() {
+            spawn_linger(inner.clone(), key.clone(), p.generation);
+        }
+        return None;
+    }
+    p.in_flight = true;
+    Some((records, tickets))
 }

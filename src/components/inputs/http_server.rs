@@ -177,12 +177,15 @@ enum Segment {
 pub struct PathPattern {
     segments: Vec<Segment>,
     subtree: bool,
+    /// For a pattern of literal segments only (the usual `/weather`): the segments
+    /// joined by `/`, matched by one comparison.
+    literal: Option<String>,
 }
 
 impl PathPattern {
     pub fn new(path: &str) -> Self {
         let subtree = path.ends_with('/');
-        let segments = path
+        let segments: Vec<Segment> = path
             .trim_matches('/')
             .split('/')
             .filter(|s| !s.is_empty())
@@ -193,7 +196,20 @@ impl PathPattern {
                 },
             )
             .collect();
-        PathPattern { segments, subtree }
+        let literal = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => Some(l.as_str()),
+                Segment::Param(_) => None,
+            })
+            .collect::<Option<Vec<&str>>>()
+            .filter(|_| !subtree)
+            .map(|parts| parts.join("/"));
+        PathPattern {
+            segments,
+            subtree,
+            literal,
+        }
     }
 
     /// Whether `path` matches; path parameters are pushed to `params`.
@@ -203,6 +219,9 @@ impl PathPattern {
         params: &mut BVec<'_, (&'p str, &'a str)>,
     ) -> bool {
         params.clear();
+        if let Some(literal) = &self.literal {
+            return path.trim_start_matches('/') == literal;
+        }
         let mut parts = path.trim_start_matches('/').split('/');
         for seg in &self.segments {
             match (seg, parts.next()) {
@@ -334,10 +353,13 @@ impl HttpServer {
         asks_upgrade: impl FnOnce() -> bool,
     ) -> Admission {
         let http = self.http.matches(arena, path);
-        if let Some(ws) = &self.ws {
-            if ws.matches(arena, path) && (!http || asks_upgrade()) {
-                return Admission::WebSocket;
-            }
+        // Most requests are plain HTTP on `path`: they skip the WebSocket pattern.
+        let ws = self
+            .ws
+            .as_ref()
+            .is_some_and(|ws| (!http || asks_upgrade()) && ws.matches(arena, path));
+        if ws {
+            return Admission::WebSocket;
         }
         if !http {
             return Admission::NotFound;
@@ -570,7 +592,21 @@ fn set_header<'h>(headers: &mut BVec<'_, (&'h [u8], &'h [u8])>, name: &'h [u8], 
 }
 
 /// Go's `CanonicalMIMEHeaderKey`: `content-type` -> `Content-Type`.
-pub fn canonical_header<'a>(arena: &'a Bump, name: &str) -> &'a str {
+pub fn canonical_header<'a>(arena: &'a Bump, name: &'a str) -> &'a str {
+    // Most clients already send canonical names: then there is nothing to copy.
+    let mut upper = true;
+    let canonical = name.bytes().all(|b| {
+        let ok = if upper {
+            !b.is_ascii_lowercase()
+        } else {
+            !b.is_ascii_uppercase()
+        };
+        upper = b == b'-';
+        ok
+    });
+    if canonical {
+        return name;
+    }
     let mut upper = true;
     let s = arena.alloc_str(name);
     // SAFETY: only ASCII letters change case, which keeps the bytes valid UTF-8.
@@ -645,6 +681,9 @@ mod tests {
         assert!(check("/post", "/post").0);
         assert!(!check("/post", "/post/x").0);
         assert!(!check("/post", "/pos").0);
+        assert!(!check("/post", "/post/").0);
+        assert!(check("/a/b", "/a/b").0);
+        assert!(!check("/a/b", "/a//b").0);
         assert!(check("/api/", "/api/a/b").0);
         assert!(check("/api/", "/api/").0);
         assert!(!check("/api/", "/apix").0);
@@ -664,6 +703,9 @@ mod tests {
             canonical_header(&arena, "x-forwarded-FOR"),
             "X-Forwarded-For"
         );
+        let already = "Content-Type";
+        assert!(std::ptr::eq(canonical_header(&arena, already), already));
+        assert_eq!(canonical_header(&arena, "content-type"), "Content-Type");
         assert_eq!(percent_decode(&arena, "a+b%20c%2", true), "a b c%2");
         assert_eq!(percent_decode(&arena, "a+b", false), "a+b");
     }
