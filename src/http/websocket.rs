@@ -178,6 +178,13 @@ impl Reader {
         }
     }
 
+    /// Frees the reassembly buffer when no fragmented message is in progress.
+    pub fn trim(&mut self) {
+        if self.partial.is_none() {
+            self.fragments = Vec::new();
+        }
+    }
+
     /// Takes the next complete frame from the start of `input`, unmasking it in place.
     /// `Ok(None)`: more bytes are needed. `Ok(Some((n, event)))`: the frame was `n`
     /// bytes; the event borrows `input` or the reassembly buffer until the next call.

@@ -4,6 +4,7 @@
 pub mod server;
 pub mod shard;
 
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,8 @@ use shard::{Closing, Global, Shard};
 
 /// How often a shard expires deadlines and checks for shutdown.
 const TICK: Duration = Duration::from_millis(5);
+/// At most this often a shard hands memory freed by idle connections back to the OS.
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
 /// Smallest and largest io_uring buffer memory per shard.
 const MIN_IO_MEMORY: usize = 64 * 1024;
 const MAX_IO_MEMORY: usize = 2 * 1024 * 1024;
@@ -168,6 +171,7 @@ async fn shard_main(
         metrics,
         closing: Closing::default(),
         global: global.clone(),
+        released: Cell::new(false),
     });
     let InputKind::HttpServer(input_conf) = &config.input.kind;
     let mut tasks = Vec::new();
@@ -198,10 +202,20 @@ async fn shard_main(
     }
     let _ = ready.send(Ok(index));
 
-    // The shard's tick: expire request deadlines, notice shutdown.
+    // The shard's tick: expire request deadlines, return idle memory, notice shutdown.
+    let mut last_trim = Instant::now();
     loop {
         glommio::timer::sleep(TICK).await;
-        shard.txns.expire(Instant::now());
+        let now = Instant::now();
+        shard.txns.expire(now);
+        if shard.released.get() && now - last_trim >= RELEASE_EVERY {
+            // Buffers freed by idle connections stay in malloc's free lists (RSS)
+            // until trimmed; this returns their whole pages.
+            shard.released.set(false);
+            last_trim = now;
+            // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+            unsafe { libc::malloc_trim(0) };
+        }
         if global.shutting_down() && !shard.closing.is_closed() {
             shard.closing.close();
         }

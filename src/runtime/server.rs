@@ -25,7 +25,7 @@ use crate::http::websocket::{check_handshake, write_accept, Refusal};
 use crate::http::{Limits, RequestError};
 use crate::pipeline::Pipeline;
 
-use super::shard::Shard;
+use super::shard::{ClosingSlot, Shard};
 
 /// Service endpoints on the shared `http.address` server.
 pub struct Service {
@@ -81,6 +81,10 @@ struct ReadBuf {
 const INITIAL_READ_BYTES: usize = 1024;
 /// Read buffers that grew past this for a large body shrink back after it.
 const KEEP_READ_BYTES: usize = 256 * 1024;
+/// A connection idle this long gives back what its last request made it allocate (the
+/// request arena, the write buffer, a grown read buffer): an idle keep-alive connection
+/// then costs a few KiB, while a busy one never reallocates.
+const TRIM_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 impl ReadBuf {
     fn data(&self) -> &[u8] {
@@ -111,7 +115,12 @@ impl ReadBuf {
     }
 
     fn shrink(&mut self) {
-        if self.buf.len() > KEEP_READ_BYTES && self.end - self.start < INITIAL_READ_BYTES {
+        self.shrink_above(KEEP_READ_BYTES);
+    }
+
+    /// Back to the initial size if it grew past `limit` and what it holds fits.
+    fn shrink_above(&mut self, limit: usize) {
+        if self.buf.len() > limit && self.end - self.start < INITIAL_READ_BYTES {
             let rest = self.data().to_vec();
             self.buf = vec![0; INITIAL_READ_BYTES];
             self.buf[..rest.len()].copy_from_slice(&rest);
@@ -211,11 +220,14 @@ impl Connection {
                         }
                     };
                     let read = if idle {
-                        future::or(self.read(timeout), async {
-                            slot.wait().await;
-                            Read::Closing
-                        })
-                        .await
+                        let trim_after = TRIM_IDLE_AFTER.min(timeout);
+                        let mut read = self.read_or_close(trim_after, &slot).await;
+                        if matches!(read, Read::TimedOut) && trim_after < timeout {
+                            arena = Bump::new();
+                            self.trim();
+                            read = self.read_or_close(timeout - trim_after, &slot).await;
+                        }
+                        read
                     } else {
                         self.read(timeout).await
                     };
@@ -234,6 +246,24 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Reads once, unless the shard starts closing first.
+    async fn read_or_close(&mut self, timeout: Duration, slot: &ClosingSlot<'_>) -> Read {
+        future::or(self.read(timeout), async {
+            slot.wait().await;
+            Read::Closing
+        })
+        .await
+    }
+
+    /// Frees the buffers an idle connection does not need until its next request.
+    fn trim(&mut self) {
+        self.rbuf.shrink_above(INITIAL_READ_BYTES);
+        self.wbuf = Vec::new();
+        self.headers = Vec::new();
+        self.chunked_body = Vec::new();
+        self.shard.released.set(true);
     }
 
     /// Reads once into the buffer.

@@ -38,6 +38,9 @@ pub struct Shard {
     pub metrics: Registry,
     pub closing: Closing,
     pub global: Arc<Global>,
+    /// Idle connections freed buffers since the allocator was last asked to give free
+    /// pages back to the OS (the shard's tick does that, at most once a second).
+    pub released: Cell<bool>,
 }
 
 /// The shard-local shutdown signal. Waiters hold a slot, so an idle connection that

@@ -9,14 +9,13 @@
 use std::time::Duration;
 
 use bumpalo::Bump;
-use futures_lite::future;
 
 use crate::components::inputs::http_server::Request;
 use crate::http::websocket::{self as ws, Event, Reader};
 use crate::pipeline::Pipeline;
 use crate::transaction::{Outcome, ResponseStore};
 
-use super::{Connection, Read};
+use super::{Connection, Read, TRIM_IDLE_AFTER};
 
 impl Connection {
     /// Serves the upgraded connection; `req` is the upgrade request (the 101 is already
@@ -44,15 +43,18 @@ impl Connection {
                     if self.flush().await.is_err() {
                         return;
                     }
-                    let read = if shard.closing.is_closed() {
+                    let trim_after = TRIM_IDLE_AFTER.min(idle_timeout);
+                    let mut read = if shard.closing.is_closed() {
                         Read::Closing
                     } else {
-                        future::or(self.read(idle_timeout), async {
-                            slot.wait().await;
-                            Read::Closing
-                        })
-                        .await
+                        self.read_or_close(trim_after, &slot).await
                     };
+                    if matches!(read, Read::TimedOut) && trim_after < idle_timeout {
+                        arena = Bump::new();
+                        reader.trim();
+                        self.trim();
+                        read = self.read_or_close(idle_timeout - trim_after, &slot).await;
+                    }
                     match read {
                         Read::Data => continue,
                         Read::Closing => {
