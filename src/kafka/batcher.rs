@@ -169,6 +169,16 @@ impl Batcher {
         }
     }
 
+    /// How many batches of `topic`/`partition` have been cut (the sticky partitioner
+    /// moves on when this changes).
+    pub fn batches_cut(&self, topic: &Arc<str>, partition: i32) -> u64 {
+        self.inner
+            .pending
+            .borrow()
+            .get(&(topic.clone(), partition))
+            .map_or(0, |p| p.generation)
+    }
+
     pub fn ticket(&self) -> Ticket {
         Ticket(Rc::new(Ack::default()))
     }

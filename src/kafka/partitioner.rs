@@ -1,9 +1,12 @@
 //! Partition choice for the `kafka` output, matching the clients upstream configs
 //! expect: `fnv1a_hash` as sarama's hash partitioner, `murmur2_hash` as the Java
 //! client's default partitioner (so keyed records land where Java producers put them),
-//! `random`, `round_robin` and `manual`.
+//! `random`, `round_robin` and `manual`. Records without a key under the hash
+//! partitioners stick to one partition until its batch is sent (the Java client's
+//! sticky partitioner, KIP-480), so concurrent key-less records share produce requests.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -18,18 +21,42 @@ pub enum Partitioner {
     Manual,
 }
 
-/// Per-shard state a partitioner needs (the round-robin cursor).
+/// Per-shard state a partitioner needs (the round-robin cursor, sticky partitions).
 #[derive(Debug, Default)]
 pub struct Cursor {
     next: Cell<u32>,
+    /// Per topic: the partition key-less records stick to, and how many batches that
+    /// partition had sent when it was chosen.
+    sticky: RefCell<Vec<(Arc<str>, u32, u64)>>,
+}
+
+impl Cursor {
+    /// The partition for a key-less record of `topic`: the current sticky one while
+    /// its batch is still open (`sent(p)`, the batches partition `p` has sent, is
+    /// unchanged), else a new random one.
+    pub fn sticky(&self, topic: &Arc<str>, partitions: u32, sent: impl Fn(u32) -> u64) -> u32 {
+        let mut sticky = self.sticky.borrow_mut();
+        if let Some(entry) = sticky.iter_mut().find(|(t, ..)| t == topic) {
+            let (_, p, at) = *entry;
+            if p < partitions && sent(p) == at {
+                return p;
+            }
+            let p = rand::random::<u32>() % partitions;
+            *entry = (topic.clone(), p, sent(p));
+            return p;
+        }
+        let p = rand::random::<u32>() % partitions;
+        sticky.push((topic.clone(), p, sent(p)));
+        p
+    }
 }
 
 impl Partitioner {
     /// The partition for a record with `key` among `partitions` (> 0). `Manual` is
     /// resolved by the caller (it interpolates `partition`); here it falls back to 0.
     ///
-    /// Like both reference clients, a record without a key gets no hash: sarama's hash
-    /// partitioner sends it to a random partition.
+    /// A record without a key gets no hash: here a random partition (callers use
+    /// [`Cursor::sticky`] for key-less records under the hash partitioners).
     pub fn choose(self, key: Option<&[u8]>, partitions: u32, cursor: &Cursor) -> u32 {
         debug_assert!(partitions > 0);
         match (self, key) {
@@ -150,6 +177,25 @@ mod tests {
         // int32(0xbf9cf968) = -1080231576; Go: -1080231576 % 4 = 0, % 7 = -1 -> 1.
         assert_eq!(fnv1a_partition(b"foobar", 4), 0);
         assert_eq!(fnv1a_partition(b"foobar", 7), (1080231576 % 7) as u32);
+    }
+
+    #[test]
+    fn keyless_records_stick_until_the_batch_is_sent() {
+        let c = Cursor::default();
+        let topic: Arc<str> = Arc::from("t");
+        let sent = Cell::new(0u64);
+        let first = c.sticky(&topic, 8, |_| sent.get());
+        for _ in 0..50 {
+            assert_eq!(c.sticky(&topic, 8, |_| sent.get()), first);
+        }
+        // After the batch is sent, records move on (to a random partition, which may be
+        // the same one: over many batches, more than one partition is used).
+        let mut used = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            sent.set(sent.get() + 1);
+            used.insert(c.sticky(&topic, 8, |_| sent.get()));
+        }
+        assert!(used.len() > 1, "{used:?}");
     }
 
     #[test]
