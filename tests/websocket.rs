@@ -342,3 +342,20 @@ fn a_slow_message_holds_back_its_own_connection_only() {
     assert!(started.elapsed() >= Duration::from_millis(600));
     assert_eq!(read_text(&mut ws), "seen fast two");
 }
+
+#[test]
+fn a_path_shared_with_ws_path_serves_http_unless_asked_for_a_websocket() {
+    let s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /both\n    ws_path: /both\n\
+         output:\n  sync_response: {}\n",
+    );
+    // Another protocol's upgrade header is not a WebSocket request: plain HTTP answers.
+    let r = exchange(
+        s.addr,
+        b"POST /both HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    let mut ws = client(&s, "/both");
+    ws.send(Message::text("over ws")).unwrap();
+    assert_eq!(read_text(&mut ws), "over ws");
+}

@@ -109,7 +109,7 @@ pub fn check_handshake<'h>(
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+pub fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| super::request::trim(t).eq_ignore_ascii_case(token))
@@ -198,7 +198,8 @@ impl Reader {
         let is_control = head.opcode & 0x8 != 0;
         // Refuse an oversized message from its head, before buffering its payload.
         if !is_control {
-            let so_far = if head.opcode == OP_CONTINUATION {
+            // Only a message in progress counts: `fragments` may hold the last one.
+            let so_far = if head.opcode == OP_CONTINUATION && self.partial.is_some() {
                 self.fragments.len() as u64
             } else {
                 0
@@ -526,6 +527,12 @@ mod tests {
         assert_eq!(code(vec![a, b], 100), CLOSE_TOO_BIG);
         let stray = client_frame(true, OP_CONTINUATION, b"x", [1, 2, 3, 4]);
         assert_eq!(code(vec![stray], 100), CLOSE_PROTOCOL_ERROR);
+        // A stray continuation after a reassembled message is a protocol error, not
+        // an oversized one.
+        let a = client_frame(false, OP_BINARY, &[0; 60], [1, 2, 3, 4]);
+        let b = client_frame(true, OP_CONTINUATION, &[0; 30], [1, 2, 3, 4]);
+        let stray = client_frame(true, OP_CONTINUATION, &[0; 60], [1, 2, 3, 4]);
+        assert_eq!(code(vec![a, b, stray], 100), CLOSE_PROTOCOL_ERROR);
         let a = client_frame(false, OP_TEXT, b"x", [1, 2, 3, 4]);
         let b = client_frame(true, OP_TEXT, b"y", [1, 2, 3, 4]);
         assert_eq!(code(vec![a, b], 100), CLOSE_PROTOCOL_ERROR);

@@ -21,7 +21,7 @@ use crate::components::inputs::http_server::{admission_response, Admission, Requ
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_head, Framing as BodyFraming, Head, HeaderSpan};
 use crate::http::response::{self, Framing};
-use crate::http::websocket::{check_handshake, write_accept, Refusal};
+use crate::http::websocket::{check_handshake, has_token, write_accept, Refusal};
 use crate::http::{Limits, RequestError};
 use crate::pipeline::Pipeline;
 
@@ -510,12 +510,12 @@ impl Connection {
         }
     }
 
-    /// Whether the parsed head has an `Upgrade` header field.
+    /// Whether the parsed head asks to upgrade to a WebSocket (`Upgrade: websocket`).
     fn asks_upgrade(&self) -> bool {
         let raw = self.rbuf.data();
-        self.headers
-            .iter()
-            .any(|(n, _)| n.of(raw).eq_ignore_ascii_case(b"upgrade"))
+        self.headers.iter().any(|(n, v)| {
+            n.of(raw).eq_ignore_ascii_case(b"upgrade") && has_token(v.of(raw), b"websocket")
+        })
     }
 
     fn refuse_upgrade(&mut self, refusal: Refusal, f: Framing<'_>) {
