@@ -340,6 +340,31 @@ pub fn parse(text: &str, overrides: &[String]) -> Result<Config, ConfigError> {
     })
 }
 
+/// The error for a field whose feature sluice has not built yet.
+pub const NOT_YET: &str = "not supported yet by sluice (remove it, or leave it empty)";
+
+/// A string field whose feature is not built yet: empty is fine, anything else is an
+/// error at the field's own position.
+pub fn unsupported_nonempty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    scalar_with(d, |s| {
+        if s.is_empty() {
+            Ok(String::new())
+        } else {
+            Err(NOT_YET.to_string())
+        }
+    })
+}
+
+/// A boolean field whose feature is not built yet: `false` is fine, `true` is an error
+/// at its position.
+pub fn unsupported_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    scalar_with(d, |s| match s {
+        "false" => Ok(false),
+        "true" => Err(NOT_YET.to_string()),
+        other => Err(format!("expected true or false, found {other:?}")),
+    })
+}
+
 /// Deserialises a scalar as text and checks or converts it with `f`. The error is raised
 /// inside serde_yaml's visit of that scalar, so it carries the scalar's own line and
 /// column (an error returned after deserialising would point at the enclosing map).

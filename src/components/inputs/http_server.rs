@@ -31,17 +31,17 @@ pub struct Config {
     /// Sent as a text message to every WebSocket client when it connects.
     pub ws_welcome_message: String,
     /// Only meaningful with `rate_limit`, which is not supported yet.
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub ws_rate_limit_message: String,
     #[serde(deserialize_with = "verbs")]
     pub allowed_verbs: Vec<String>,
     /// Total time for processing and acks; one deadline per request (408 after it).
     pub timeout: Duration,
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub rate_limit: String,
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub cert_file: String,
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub key_file: String,
     pub cors: Cors,
     pub sync_response: SyncResponse,
@@ -104,7 +104,7 @@ impl Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Cors {
     /// CORS headers: not supported yet, refused when enabled.
-    #[serde(deserialize_with = "unsupported_true")]
+    #[serde(deserialize_with = "crate::config::unsupported_true")]
     pub enabled: bool,
     pub allowed_origins: Vec<String>,
 }
@@ -141,28 +141,6 @@ fn verbs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         return Err(D::Error::custom("allowed_verbs must not be empty"));
     }
     Ok(v)
-}
-
-const NOT_YET: &str = "not supported yet by sluice (remove it, or leave it empty)";
-
-/// A string field whose feature is not built yet: empty is fine, anything else is an
-/// error at the field's own position.
-fn unsupported_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    crate::config::scalar_with(d, |s| {
-        if s.is_empty() {
-            Ok(String::new())
-        } else {
-            Err(NOT_YET.to_string())
-        }
-    })
-}
-
-fn unsupported_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    crate::config::scalar_with(d, |s| match s {
-        "false" => Ok(false),
-        "true" => Err(NOT_YET.to_string()),
-        other => Err(format!("expected true or false, found {other:?}")),
-    })
 }
 
 /// One segment of a path pattern.

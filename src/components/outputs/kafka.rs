@@ -18,7 +18,7 @@ use rskafka::record::Record;
 use serde::{Deserialize, Deserializer};
 
 use crate::components::{Build, BuildError, Context, InterpolatedString};
-use crate::config::Duration;
+use crate::config::{Duration, NOT_YET};
 use crate::kafka::batcher::{Batcher, Limits};
 use crate::kafka::client::{ClientSettings, Producer, SaslMechanism};
 use crate::kafka::partitioner::{Cursor, Partitioner};
@@ -277,7 +277,7 @@ pub struct Batching {
     #[serde(deserialize_with = "optional_duration")]
     pub period: Option<Duration>,
     /// Bloblang batch-end condition: not supported yet, refused when set.
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub check: String,
 }
 
@@ -288,7 +288,7 @@ pub struct Tls {
     /// Accept any broker certificate (tests, private CAs one cannot install).
     pub skip_cert_verify: bool,
     /// rustls does not renegotiate: refused when set.
-    #[serde(deserialize_with = "unsupported_true")]
+    #[serde(deserialize_with = "crate::config::unsupported_true")]
     pub enable_renegotiation: bool,
     /// PEM roots inline; with `root_cas_file` empty too, the system's roots are used.
     pub root_cas: String,
@@ -305,7 +305,7 @@ pub struct ClientCert {
     pub cert_file: String,
     pub key_file: String,
     /// Encrypted keys: not supported yet, refused when set.
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub password: String,
 }
 
@@ -364,11 +364,11 @@ pub struct Sasl {
     pub user: String,
     pub password: String,
     /// OAUTHBEARER fields: not supported yet, refused when set.
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub access_token: String,
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub token_cache: String,
-    #[serde(deserialize_with = "unsupported_nonempty")]
+    #[serde(deserialize_with = "crate::config::unsupported_nonempty")]
     pub token_key: String,
 }
 
@@ -381,26 +381,6 @@ pub struct FranzSasl {
     pub username: String,
     #[serde(default)]
     pub password: String,
-}
-
-const NOT_YET: &str = "not supported yet by sluice (remove it, or leave it empty)";
-
-fn unsupported_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    crate::config::scalar_with(d, |s| {
-        if s.is_empty() {
-            Ok(String::new())
-        } else {
-            Err(NOT_YET.to_string())
-        }
-    })
-}
-
-fn unsupported_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    crate::config::scalar_with(d, |s| match s {
-        "false" => Ok(false),
-        "true" => Err(NOT_YET.to_string()),
-        other => Err(format!("expected true or false, found {other:?}")),
-    })
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
