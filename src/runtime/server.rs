@@ -220,14 +220,7 @@ impl Connection {
                         }
                     };
                     let read = if idle {
-                        let trim_after = TRIM_IDLE_AFTER.min(timeout);
-                        let mut read = self.read_or_close(trim_after, &slot).await;
-                        if matches!(read, Read::TimedOut) && trim_after < timeout {
-                            arena = Bump::new();
-                            self.trim();
-                            read = self.read_or_close(timeout - trim_after, &slot).await;
-                        }
-                        read
+                        self.read_idle(timeout, &slot, || arena = Bump::new()).await
                     } else {
                         self.read(timeout).await
                     };
@@ -246,6 +239,25 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Waits up to `timeout` for the next request (or message) of an idle connection,
+    /// unless the shard starts closing. Idle past `TRIM_IDLE_AFTER`, the connection
+    /// frees its buffers and `release` frees the caller's (its arena).
+    async fn read_idle(
+        &mut self,
+        timeout: Duration,
+        slot: &ClosingSlot<'_>,
+        release: impl FnOnce(),
+    ) -> Read {
+        let trim_after = TRIM_IDLE_AFTER.min(timeout);
+        let read = self.read_or_close(trim_after, slot).await;
+        if !matches!(read, Read::TimedOut) || trim_after == timeout {
+            return read;
+        }
+        release();
+        self.trim();
+        self.read_or_close(timeout - trim_after, slot).await
     }
 
     /// Reads once, unless the shard starts closing first.
@@ -293,6 +305,12 @@ impl Connection {
     /// Answers a request that cannot be served and closes: after a protocol error the
     /// framing of whatever follows cannot be trusted (RFC 9112 §11.2).
     async fn fail(mut self, e: RequestError) {
+        self.write_last(e.status(), e.body());
+        self.close().await;
+    }
+
+    /// Appends a plain-text answer that ends the connection (`Connection: close`).
+    fn write_last(&mut self, status: u16, text: &str) {
         let date = self.shard.date.get();
         let f = Framing {
             minor: 1,
@@ -300,11 +318,11 @@ impl Connection {
             head_only: false,
             date: &date,
         };
-        response::write_text(&mut self.wbuf, e.status(), e.body(), f);
-        self.close().await;
+        response::write_text(&mut self.wbuf, status, text, f);
     }
 
-    async fn close(mut self) {
+    /// Sends what is buffered and closes the sending side.
+    async fn close(&mut self) {
         let _ = self.flush().await;
         let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
     }
@@ -313,14 +331,7 @@ impl Connection {
     async fn drain_on_close(mut self) {
         let _ = self.read(Duration::from_millis(1)).await;
         if !self.rbuf.data().is_empty() {
-            let date = self.shard.date.get();
-            let f = Framing {
-                minor: 1,
-                close: true,
-                head_only: false,
-                date: &date,
-            };
-            response::write_text(&mut self.wbuf, 503, "Server closing\n", f);
+            self.write_last(503, "Server closing\n");
         }
         self.close().await;
     }

@@ -15,7 +15,7 @@ use crate::http::websocket::{self as ws, Event, Reader};
 use crate::pipeline::Pipeline;
 use crate::transaction::{Outcome, ResponseStore};
 
-use super::{Connection, Read, TRIM_IDLE_AFTER};
+use super::{Connection, Read};
 
 impl Connection {
     /// Serves the upgraded connection; `req` is the upgrade request (the 101 is already
@@ -43,18 +43,15 @@ impl Connection {
                     if self.flush().await.is_err() {
                         return;
                     }
-                    let trim_after = TRIM_IDLE_AFTER.min(idle_timeout);
-                    let mut read = if shard.closing.is_closed() {
+                    let read = if shard.closing.is_closed() {
                         Read::Closing
                     } else {
-                        self.read_or_close(trim_after, &slot).await
+                        self.read_idle(idle_timeout, &slot, || {
+                            arena = Bump::new();
+                            reader.trim();
+                        })
+                        .await
                     };
-                    if matches!(read, Read::TimedOut) && trim_after < idle_timeout {
-                        arena = Bump::new();
-                        reader.trim();
-                        self.trim();
-                        read = self.read_or_close(idle_timeout - trim_after, &slot).await;
-                    }
                     match read {
                         Read::Data => continue,
                         Read::Closing => {
@@ -111,8 +108,7 @@ impl Connection {
 
     /// Sends what is buffered (a close frame last) and closes the TCP connection.
     async fn finish(&mut self) {
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+        self.close().await;
         // Give the peer a moment to read the close before the socket goes away.
         let _ = self.read(Duration::from_millis(100)).await;
     }
