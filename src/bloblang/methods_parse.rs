@@ -454,19 +454,6 @@ fn parse_xml<'a>(ctx: &Ctx<'a, '_>, v: Value<'a>, call: &Call) -> R<'a> {
     Ok(make_object(ctx.arena, out))
 }
 
-fn xml_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
 fn xml_elem(name: &str, v: &Value<'_>, indent: &str, level: usize, out: &mut String) {
     if let Value::Array(items) = v {
         for (i, it) in items.iter().enumerate() {
@@ -489,17 +476,26 @@ fn xml_elem(name: &str, v: &Value<'_>, indent: &str, level: usize, out: &mut Str
                     out.push(' ');
                     out.push_str(a);
                     out.push_str("=\"");
-                    xml_escape(super::eval::to_text(&Bump::new(), x), out);
+                    super::methods_strings::escape_html_into(
+                        super::eval::to_text(&Bump::new(), x),
+                        out,
+                    );
                     out.push('"');
                 } else if *k == "#text" {
-                    xml_escape(super::eval::to_text(&Bump::new(), x), &mut text);
+                    super::methods_strings::escape_html_into(
+                        super::eval::to_text(&Bump::new(), x),
+                        &mut text,
+                    );
                 } else {
                     children.push((k, x));
                 }
             }
         }
         Value::Null => {}
-        other => xml_escape(super::eval::to_text(&Bump::new(), other), &mut text),
+        other => super::methods_strings::escape_html_into(
+            super::eval::to_text(&Bump::new(), other),
+            &mut text,
+        ),
     }
     if children.is_empty() && text.is_empty() && matches!(v, Value::Null | Value::Object(_)) {
         out.push_str("/>");

@@ -269,6 +269,12 @@ fn unquote<'a>(ctx: &Ctx<'a, '_>, v: Value<'a>, _: &Call) -> R<'a> {
 
 fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_html_into(s, &mut out);
+    out
+}
+
+/// Go's `html.EscapeString` (also what `format_xml` needs for text), appended to `out`.
+pub(super) fn escape_html_into(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -279,7 +285,6 @@ fn escape_html(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 fn unescape_html(s: &str) -> String {
