@@ -34,30 +34,38 @@ impl Cursor {
     /// The partition for a key-less record of `topic`: the current sticky one while
     /// its batch is still open (`sent(p)`, the batches partition `p` has sent, is
     /// unchanged), else a new random one.
-    pub fn sticky(&self, topic: &Arc<str>, partitions: u32, sent: impl Fn(u32) -> u64) -> u32 {
+    fn sticky(&self, topic: &Arc<str>, partitions: u32, sent: impl Fn(u32) -> u64) -> u32 {
         let mut sticky = self.sticky.borrow_mut();
-        if let Some(entry) = sticky.iter_mut().find(|(t, ..)| t == topic) {
-            let (_, p, at) = *entry;
-            if p < partitions && sent(p) == at {
-                return p;
+        let i = match sticky.iter().position(|(t, ..)| t == topic) {
+            Some(i) => i,
+            // No partition yet: `u32::MAX` is never valid, so one is picked below.
+            None => {
+                sticky.push((topic.clone(), u32::MAX, 0));
+                sticky.len() - 1
             }
-            let p = rand::random::<u32>() % partitions;
-            *entry = (topic.clone(), p, sent(p));
-            return p;
+        };
+        let (_, p, at) = &mut sticky[i];
+        if *p >= partitions || sent(*p) != *at {
+            *p = rand::random::<u32>() % partitions;
+            *at = sent(*p);
         }
-        let p = rand::random::<u32>() % partitions;
-        sticky.push((topic.clone(), p, sent(p)));
-        p
+        *p
     }
 }
 
 impl Partitioner {
-    /// The partition for a record with `key` among `partitions` (> 0). `Manual` is
-    /// resolved by the caller (it interpolates `partition`); here it falls back to 0.
-    ///
-    /// A record without a key gets no hash: here a random partition (callers use
-    /// [`Cursor::sticky`] for key-less records under the hash partitioners).
-    pub fn choose(self, key: Option<&[u8]>, partitions: u32, cursor: &Cursor) -> u32 {
+    /// The partition for a record of `topic` with `key` among `partitions` (> 0).
+    /// `Manual` is resolved by the caller (it interpolates `partition`); here it falls
+    /// back to 0. A key-less record under a hash partitioner gets the topic's sticky
+    /// partition; `sent(p)` is how many batches partition `p` has sent so far.
+    pub fn choose(
+        self,
+        key: Option<&[u8]>,
+        topic: &Arc<str>,
+        partitions: u32,
+        cursor: &Cursor,
+        sent: impl Fn(u32) -> u64,
+    ) -> u32 {
         debug_assert!(partitions > 0);
         match (self, key) {
             (Partitioner::Fnv1aHash, Some(k)) => fnv1a_partition(k, partitions),
@@ -68,9 +76,10 @@ impl Partitioner {
                 n % partitions
             }
             (Partitioner::Manual, _) => 0,
-            (Partitioner::Random | Partitioner::Fnv1aHash | Partitioner::Murmur2Hash, _) => {
-                rand::random::<u32>() % partitions
+            (Partitioner::Fnv1aHash | Partitioner::Murmur2Hash, None) => {
+                cursor.sticky(topic, partitions, sent)
             }
+            (Partitioner::Random, _) => rand::random::<u32>() % partitions,
         }
     }
 }
@@ -184,16 +193,19 @@ mod tests {
         let c = Cursor::default();
         let topic: Arc<str> = Arc::from("t");
         let sent = Cell::new(0u64);
-        let first = c.sticky(&topic, 8, |_| sent.get());
+        let first = Partitioner::Fnv1aHash.choose(None, &topic, 8, &c, |_| sent.get());
         for _ in 0..50 {
-            assert_eq!(c.sticky(&topic, 8, |_| sent.get()), first);
+            assert_eq!(
+                Partitioner::Fnv1aHash.choose(None, &topic, 8, &c, |_| sent.get()),
+                first
+            );
         }
         // After the batch is sent, records move on (to a random partition, which may be
         // the same one: over many batches, more than one partition is used).
         let mut used = std::collections::BTreeSet::new();
         for _ in 0..50 {
             sent.set(sent.get() + 1);
-            used.insert(c.sticky(&topic, 8, |_| sent.get()));
+            used.insert(Partitioner::Fnv1aHash.choose(None, &topic, 8, &c, |_| sent.get()));
         }
         assert!(used.len() > 1, "{used:?}");
     }
@@ -201,16 +213,17 @@ mod tests {
     #[test]
     fn keyless_and_round_robin() {
         let c = Cursor::default();
+        let t: Arc<str> = Arc::from("t");
         let picks: Vec<u32> = (0..5)
-            .map(|_| Partitioner::RoundRobin.choose(None, 3, &c))
+            .map(|_| Partitioner::RoundRobin.choose(None, &t, 3, &c, |_| 0))
             .collect();
         assert_eq!(picks, [0, 1, 2, 0, 1]);
         for _ in 0..100 {
-            assert!(Partitioner::Murmur2Hash.choose(None, 4, &c) < 4);
-            assert!(Partitioner::Random.choose(Some(b"k"), 4, &c) < 4);
+            assert!(Partitioner::Murmur2Hash.choose(None, &t, 4, &c, |_| 0) < 4);
+            assert!(Partitioner::Random.choose(Some(b"k"), &t, 4, &c, |_| 0) < 4);
         }
         assert_eq!(
-            Partitioner::Murmur2Hash.choose(Some(b"21"), 4, &c),
+            Partitioner::Murmur2Hash.choose(Some(b"21"), &t, 4, &c, |_| 0),
             murmur2_partition(b"21", 4)
         );
     }

@@ -715,17 +715,11 @@ impl Kafka {
                     ))
                 }
             }
-        } else if key.is_none()
-            && matches!(
-                s.partitioner,
-                Partitioner::Fnv1aHash | Partitioner::Murmur2Hash
-            )
-        {
-            self.cursor.sticky(&topic, partitions, |p| {
-                self.batcher.batches_cut(&topic, p as i32)
-            })
         } else {
-            s.partitioner.choose(key, partitions, &self.cursor)
+            s.partitioner
+                .choose(key, &topic, partitions, &self.cursor, |p| {
+                    self.batcher.batches_cut(&topic, p as i32)
+                })
         };
         let mut headers = BTreeMap::new();
         for (k, v) in &s.static_headers {
