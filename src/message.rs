@@ -298,6 +298,16 @@ impl<'a> Meta<'a> {
         }
     }
 
+    /// A copy whose entry list lives in `arena` (keys and values are still shared).
+    pub fn clone_in<'b>(&self, arena: &'b Bump) -> Meta<'b>
+    where
+        'a: 'b,
+    {
+        let mut entries = BVec::with_capacity_in(self.entries.len(), arena);
+        entries.extend(self.entries.iter().cloned());
+        Meta { entries }
+    }
+
     pub fn remove(&mut self, key: &str) {
         self.entries.retain(|(k, _)| *k != key);
     }

@@ -397,7 +397,8 @@ impl Connection {
                 remote_ip: arena.alloc_str(&self.remote_ip),
             };
             // Boxed: the session's future stays out of every HTTP connection's own.
-            Box::pin(self.websocket(pipeline, &req)).await;
+            let meta = pipeline.input.ws_meta(arena, &req);
+            Box::pin(self.websocket(pipeline, &meta)).await;
             return Err(());
         }
 

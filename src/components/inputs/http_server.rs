@@ -374,11 +374,16 @@ impl HttpServer {
         Some(batch)
     }
 
-    /// One WebSocket message as a batch, with the metadata of the upgrade request `req`.
-    pub fn ws_batch<'a>(&self, arena: &'a Bump, req: &Request<'a>, payload: &[u8]) -> Batch<'a> {
+    /// The metadata every message of a WebSocket connection carries: the upgrade
+    /// request's, built once per connection.
+    pub fn ws_meta<'a>(&self, arena: &'a Bump, req: &Request<'a>) -> Meta<'a> {
         let ws = self.ws.as_ref().expect("only upgraded on ws_path");
-        let meta = self.request_meta(arena, req, ws);
-        single(arena, arena.alloc_slice_copy(payload), meta)
+        self.request_meta(arena, req, ws)
+    }
+
+    /// One WebSocket message as a batch in its own arena, with the connection's `meta`.
+    pub fn ws_batch<'a>(&self, arena: &'a Bump, meta: &Meta<'a>, payload: &[u8]) -> Batch<'a> {
+        single(arena, arena.alloc_slice_copy(payload), meta.clone_in(arena))
     }
 
     /// Text sent to every WebSocket client when it connects (empty: nothing).

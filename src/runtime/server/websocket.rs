@@ -10,23 +10,24 @@ use std::time::Duration;
 
 use bumpalo::Bump;
 
-use crate::components::inputs::http_server::Request;
 use crate::http::websocket::{self as ws, Event, Reader};
+use crate::message::Meta;
 use crate::pipeline::Pipeline;
 use crate::transaction::{Outcome, ResponseStore};
 
 use super::{Connection, Read};
 
 impl Connection {
-    /// Serves the upgraded connection; `req` is the upgrade request (the 101 is already
-    /// in the write buffer). Returns when the connection is finished.
-    pub(super) async fn websocket(&mut self, pipeline: &Pipeline, req: &Request<'_>) {
+    /// Serves the upgraded connection; `meta` is the upgrade request's metadata, which
+    /// every message carries (the 101 is already in the write buffer). Returns when the
+    /// connection is finished.
+    pub(super) async fn websocket(&mut self, pipeline: &Pipeline, meta: &Meta<'_>) {
         let shard = self.shard.clone();
         let slot = shard.closing.slot();
         let idle_timeout = self.routes.limits.idle_timeout;
         // A message may be as large as a request body.
         let mut reader = Reader::new(self.routes.limits.max_body_bytes);
-        // One message's arena, reused; `req` lives in the upgrade request's arena.
+        // One message's arena, reset for each (`meta` is in the upgrade's arena).
         let mut arena = Bump::new();
         let welcome = pipeline.input.ws_welcome_message();
         if !welcome.is_empty() {
@@ -70,7 +71,7 @@ impl Connection {
                         arena.reset();
                         (
                             used,
-                            Some((text, pipeline.input.ws_batch(&arena, req, payload))),
+                            Some((text, pipeline.input.ws_batch(&arena, meta, payload))),
                         )
                     }
                     Event::Ping(payload) => {
