@@ -3,6 +3,7 @@
 
 pub mod server;
 pub mod shard;
+pub mod socket;
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};

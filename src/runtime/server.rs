@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 
 use crate::components::inputs::http_server::{admission_response, Admission, Request};
 use crate::http::chunked::ChunkedDecoder;
@@ -26,6 +26,7 @@ use crate::http::{Limits, RequestError};
 use crate::pipeline::Pipeline;
 
 use super::shard::{ClosingSlot, Shard};
+use super::socket::Socket;
 
 /// Service endpoints on the shared `http.address` server.
 pub struct Service {
@@ -53,8 +54,9 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             Some(Ok(stream)) => {
                 let (shard, routes) = (shard.clone(), routes.clone());
                 glommio::spawn_local(async move {
-                    let _ = stream.set_nodelay(true);
-                    let peer = stream.peer_addr().ok();
+                    let stream = Socket::new(stream);
+                    stream.set_nodelay();
+                    let peer = stream.peer_addr();
                     Connection::new(shard, routes, stream, peer).run().await;
                 })
                 .detach();
@@ -141,7 +143,7 @@ enum Read {
 struct Connection {
     shard: Rc<Shard>,
     routes: Rc<Routes>,
-    stream: TcpStream,
+    stream: Socket,
     remote_ip: String,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
@@ -157,12 +159,7 @@ enum Next {
 }
 
 impl Connection {
-    fn new(
-        shard: Rc<Shard>,
-        routes: Rc<Routes>,
-        stream: TcpStream,
-        peer: Option<SocketAddr>,
-    ) -> Self {
+    fn new(shard: Rc<Shard>, routes: Rc<Routes>, stream: Socket, peer: Option<SocketAddr>) -> Self {
         Connection {
             shard,
             routes,
@@ -281,7 +278,7 @@ impl Connection {
     /// Reads once into the buffer.
     async fn read(&mut self, timeout: Duration) -> Read {
         self.rbuf.reserve();
-        let _ = self.stream.set_read_timeout(Some(timeout));
+        self.stream.set_read_timeout(Some(timeout));
         let end = self.rbuf.end;
         match self.stream.read(&mut self.rbuf.buf[end..]).await {
             Ok(0) => Read::Eof,
@@ -324,7 +321,7 @@ impl Connection {
     /// Sends what is buffered and closes the sending side.
     async fn close(&mut self) {
         let _ = self.flush().await;
-        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+        self.stream.shutdown_write().await;
     }
 
     /// Closing with nothing pending: answer a request that already arrived with 503.

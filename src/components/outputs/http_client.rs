@@ -25,6 +25,7 @@ use crate::config::Duration;
 use crate::http::client::{self, BodyReader, ResponseHead, Url};
 use crate::http::Limits;
 use crate::message::{Batch, Message, Value};
+use crate::runtime::socket::Socket;
 
 use super::Nack;
 
@@ -422,7 +423,8 @@ impl HttpClient {
         for addr in addrs {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
-                    let _ = s.set_nodelay(true);
+                    let s = Socket::new(s);
+                    s.set_nodelay();
                     if !u.tls {
                         return Ok(Conn::Plain(s));
                     }
@@ -575,8 +577,8 @@ impl Drop for Buffer<'_> {
 
 /// A pooled connection: plain TCP or TLS over it.
 enum Conn {
-    Plain(TcpStream),
-    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    Plain(Socket),
+    Tls(Box<futures_rustls::client::TlsStream<Socket>>),
 }
 
 impl futures_lite::AsyncRead for Conn {

@@ -1,0 +1,151 @@
+//! `Socket`: a glommio TCP stream whose reads do not leave io_uring polls armed.
+//!
+//! glommio's own `TcpStream` read, after every read that returns data, arms an io_uring
+//! poll for the *next* bytes ("early poll"). That poll then completes whenever the peer
+//! sends again, usually while the shard is busy with other connections, and glommio
+//! 0.9 sets up its rings without `IORING_SETUP_COOP_TASKRUN`: every such completion
+//! interrupts the shard's core (a reschedule IPI, several microseconds on a VM). With
+//! requests that wait on Kafka or an upstream this was about one interrupt per request.
+//!
+//! `Socket` reads the way an epoll server does: bytes already received are taken with
+//! a plain non-blocking `recv`; when there are none, the task first yields once, so the
+//! shard finishes its other ready work (by then the peer has often answered), and only
+//! then waits through glommio, with a one-byte read that fills its buffer and so arms
+//! no early poll. Writes, timeouts and everything else are glommio's.
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+
+/// A TCP stream of this shard; see the module docs for how it reads.
+pub struct Socket {
+    stream: TcpStream,
+    wait: Wait,
+}
+
+/// Where a read that found no bytes is.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Not waiting: the next read starts with a `recv`.
+    No,
+    /// Yielded once; the next poll tries `recv` again, then waits through glommio.
+    Yielded,
+    /// Waiting in glommio's one-byte read: only glommio may finish it (it owns the
+    /// read timeout's timer, which it cancels when the read completes).
+    Glommio,
+}
+
+impl Socket {
+    pub fn new(stream: TcpStream) -> Self {
+        Socket {
+            stream,
+            wait: Wait::No,
+        }
+    }
+
+    /// Bounds the wait of every read from now on (glommio's read timeout: a read that
+    /// waits longer fails with `ErrorKind::TimedOut`).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.stream.set_read_timeout(timeout);
+    }
+
+    pub fn set_nodelay(&self) {
+        let _ = self.stream.set_nodelay(true);
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
+    pub async fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+    }
+
+    /// One non-blocking `recv`; `None` when nothing has arrived.
+    fn recv_now(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        loop {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes, and the fd is the
+            // open socket `self.stream` owns.
+            let n = unsafe {
+                libc::recv(
+                    self.stream.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                return Some(Ok(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                ErrorKind::Interrupted => continue,
+                ErrorKind::WouldBlock => return None,
+                _ => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.wait != Wait::Glommio {
+            if let Some(read) = this.recv_now(buf) {
+                this.wait = Wait::No;
+                return Poll::Ready(read);
+            }
+            if this.wait == Wait::No {
+                this.wait = Wait::Yielded;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            this.wait = Wait::Glommio;
+        }
+        match Pin::new(&mut this.stream).poll_read(cx, &mut buf[..1]) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(read) => {
+                this.wait = Wait::No;
+                Poll::Ready(match read {
+                    // The rest of what arrived with that byte, if any.
+                    Ok(1) if buf.len() > 1 => match this.recv_now(&mut buf[1..]) {
+                        Some(Ok(n)) => Ok(1 + n),
+                        _ => Ok(1),
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_close(cx)
+    }
+}
