@@ -222,11 +222,9 @@ impl Connection {
                         self.read(timeout).await
                     };
                     match read {
-                        Read::Data => {
-                            if idle {
-                                head_started = Some(Instant::now());
-                            }
-                        }
+                        // A head that is still partial starts its clock at the next
+                        // turn (microseconds later), so a whole one reads no clock.
+                        Read::Data => {}
                         Read::TimedOut if !idle => {
                             return self.fail(RequestError::HeadTimeout).await
                         }
