@@ -97,28 +97,6 @@ pub fn write_request<'h>(
     out.extend_from_slice(body);
 }
 
-/// A parsed response head; header spans are owned copies (responses are few and small).
-#[derive(Debug, Clone)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-    /// Bytes of the head in the buffer.
-    pub len: usize,
-    pub framing: BodyFraming,
-    /// The server keeps the connection open after this response.
-    pub keep_alive: bool,
-}
-
-impl ResponseHead {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// How a response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -129,15 +107,61 @@ pub enum BodyFraming {
     Close,
 }
 
+/// A parsed response head. Its reason and fields are kept as one text (invalid UTF-8
+/// replaced) with spans into it: two allocations per response, not two per field.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    pub status: u16,
+    text: String,
+    reason: Span,
+    fields: Vec<(Span, Span)>,
+    /// Bytes of the head in the buffer.
+    pub len: usize,
+    pub framing: BodyFraming,
+    /// The server keeps the connection open after this response.
+    pub keep_alive: bool,
+}
+
+/// A byte range of `ResponseHead::text`.
+type Span = (u32, u32);
+
+impl ResponseHead {
+    pub fn reason(&self) -> &str {
+        self.at(self.reason)
+    }
+
+    /// The header fields in order, names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|&(n, v)| (self.at(n), self.at(v)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    fn at(&self, (start, end): Span) -> &str {
+        &self.text[start as usize..end as usize]
+    }
+}
+
+/// Response fields parsed at most (more is `TooManyHeaders`).
+const MAX_RESPONSE_HEADERS: usize = 128;
+
 /// Parses a response head; `Ok(None)` needs more bytes.
 pub fn parse_response_head(
     buf: &[u8],
     limits: &Limits,
     request_verb: &str,
 ) -> Result<Option<ResponseHead>, RequestError> {
-    let mut slots = [httparse::EMPTY_HEADER; 128];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    // Uninitialised slots, as for requests: initialising them costs more than parsing.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
             return Err(RequestError::HeadTooLarge)
@@ -148,12 +172,19 @@ pub fn parse_response_head(
     };
     let status = resp.code.unwrap_or(0);
     let minor = resp.version.unwrap_or(1);
-    let mut headers = Vec::with_capacity(resp.headers.len());
+    let mut text = String::with_capacity(len);
+    let mut push = |part: &str| {
+        let start = text.len() as u32;
+        text.push_str(part);
+        (start, text.len() as u32)
+    };
+    let reason = push(resp.reason.unwrap_or(""));
+    let mut fields = Vec::with_capacity(resp.headers.len());
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut close = minor == 0;
     for h in resp.headers.iter() {
-        let value = String::from_utf8_lossy(h.value).into_owned();
+        let value = String::from_utf8_lossy(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: u64 = value
                 .trim()
@@ -178,7 +209,7 @@ pub fn parse_response_head(
                 }
             }
         }
-        headers.push((h.name.to_string(), value));
+        fields.push((push(h.name), push(&value)));
     }
     // RFC 9112 §6.3: HEAD, 1xx, 204 and 304 have no body whatever the headers say.
     let framing = if request_verb == "HEAD" || status < 200 || status == 204 || status == 304 {
@@ -195,8 +226,9 @@ pub fn parse_response_head(
     };
     Ok(Some(ResponseHead {
         status,
-        reason: resp.reason.unwrap_or("").to_string(),
-        headers,
+        text,
+        reason,
+        fields,
         len,
         keep_alive: !close && framing != BodyFraming::Close,
         framing,
@@ -303,6 +335,25 @@ mod tests {
             (h.status, h.framing, h.keep_alive),
             (200, BodyFraming::Length(3), true)
         );
+        assert_eq!(h.reason(), "OK");
+        assert_eq!(h.headers().collect::<Vec<_>>(), [("Content-Length", "3")]);
+        let h = parse_response_head(
+            b"HTTP/1.1 418 I'm a teapot\r\nX-A: 1\r\nx-b: \xff2\r\nContent-Length: 0\r\n\r\n",
+            &l,
+            "GET",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                h.reason(),
+                h.header("x-a"),
+                h.header("X-B"),
+                h.header("x-c")
+            ),
+            ("I'm a teapot", Some("1"), Some("\u{fffd}2"), None)
+        );
+        assert_eq!(h.headers().count(), 3);
         let h = parse_response_head(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
             &l,

@@ -7,6 +7,7 @@
 //! resolution off the request path (cached), TLS (rustls) for `https://`, timeouts and
 //! retries.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -256,7 +257,7 @@ impl HttpClient {
                         "HTTP request returned unexpected response code ({}): {} {}, Error: {}",
                         x.head.status,
                         x.head.status,
-                        x.head.reason,
+                        x.head.reason(),
                         String::from_utf8_lossy(&x.body)
                     );
                     if self.conf.drop_on.contains(&x.head.status) {
@@ -294,7 +295,7 @@ impl HttpClient {
         let mut meta = original.meta.clone();
         meta.set("http_status_code", Value::Int(i64::from(x.head.status)));
         if !self.conf.extract_headers.is_empty() {
-            for (name, value) in &x.head.headers {
+            for (name, value) in x.head.headers() {
                 let key = name.to_ascii_lowercase();
                 if self.conf.extract_headers.matches(&key) {
                     meta.set(
@@ -327,8 +328,9 @@ impl HttpClient {
             .map_err(|e| e.to_string())?;
         let timeout = self.conf.timeout.0;
         let work = async {
-            let mut location = url.to_string();
-            let mut verb = verb.to_string();
+            // Owned only after a redirect.
+            let mut location = Cow::Borrowed(url);
+            let mut verb = Cow::Borrowed(verb);
             let mut body = body;
             for _ in 0..=MAX_REDIRECTS {
                 let u = client::parse_url(&location)?;
@@ -338,10 +340,10 @@ impl HttpClient {
                 let Some(next) = x.head.header("location").filter(|_| redirect) else {
                     return Ok(x);
                 };
-                location = resolve_location(&u, next);
+                location = Cow::Owned(resolve_location(&u, next));
                 // RFC 9110 §15.4: 303 (and, as clients do, 301/302 after POST) become GET.
                 if x.head.status == 303 || (matches!(x.head.status, 301 | 302) && verb == "POST") {
-                    verb = "GET".into();
+                    verb = Cow::Borrowed("GET");
                     body = &[];
                 }
             }
