@@ -13,11 +13,11 @@
 //! then waits through glommio, with a one-byte read that fills its buffer and so arms
 //! no early poll. Writes, timeouts and everything else are glommio's.
 //!
-//! A socket that is alone on its shard (no other socket of the shard has received
-//! anything since its own last read: one client, or light load) reads the plain glommio
-//! way instead. The shard will be asleep when the peer answers, so the early poll
-//! cannot interrupt it, and it saves the three extra `recv` calls of the path above
-//! (about 7 us per round trip with one connection on the benchmark VM).
+//! A socket whose last wait saw no other socket of its shard receive anything (one
+//! client, or light load) reads the plain glommio way instead: the shard is asleep
+//! when such a peer answers, so the early poll cannot interrupt it, and that path makes
+//! three fewer `recv` calls per round trip (about 7 us with one connection on the
+//! benchmark VM). Its next wait that does see other sockets receive switches it back.
 
 use std::cell::Cell;
 use std::io::{self, ErrorKind};
@@ -39,8 +39,10 @@ thread_local! {
 pub struct Socket {
     stream: TcpStream,
     wait: Wait,
-    /// `READS` after this socket's last read that returned bytes.
-    last_read: u64,
+    /// Other sockets of the shard received bytes during this one's last wait.
+    busy_shard: bool,
+    /// `READS` when the current (or last) wait began.
+    reads_at_wait: u64,
 }
 
 /// Where a read that found no bytes is.
@@ -61,7 +63,9 @@ impl Socket {
         Socket {
             stream,
             wait: Wait::No,
-            last_read: u64::MAX,
+            // A new connection's first request is usually there already.
+            busy_shard: true,
+            reads_at_wait: 0,
         }
     }
 
@@ -121,17 +125,21 @@ impl AsyncRead for Socket {
         }
         let whole = match this.wait {
             Wait::Glommio(whole) => whole,
-            Wait::No if READS.get() == this.last_read => true,
+            Wait::No if !this.busy_shard => {
+                this.reads_at_wait = READS.get();
+                true
+            }
             _ => {
                 if let Some(read) = this.recv_now(buf) {
                     this.wait = Wait::No;
-                    return Poll::Ready(this.counted(read));
+                    return Poll::Ready(counted(read));
                 }
                 if this.wait == Wait::No {
                     this.wait = Wait::Yielded;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
+                this.reads_at_wait = READS.get();
                 false
             }
         };
@@ -141,6 +149,7 @@ impl AsyncRead for Socket {
             return Poll::Pending;
         };
         this.wait = Wait::No;
+        this.busy_shard = READS.get() != this.reads_at_wait;
         let read = match read {
             // The rest of what arrived with that byte, if any.
             Ok(1) if !whole && buf.len() > 1 => match this.recv_now(&mut buf[1..]) {
@@ -149,20 +158,16 @@ impl AsyncRead for Socket {
             },
             other => other,
         };
-        Poll::Ready(this.counted(read))
+        Poll::Ready(counted(read))
     }
 }
 
-impl Socket {
-    /// Notes a read that returned bytes (see `READS`).
-    fn counted(&mut self, read: io::Result<usize>) -> io::Result<usize> {
-        if matches!(read, Ok(n) if n > 0) {
-            let n = READS.get().wrapping_add(1);
-            READS.set(n);
-            self.last_read = n;
-        }
-        read
+/// Notes a read that returned bytes (see `READS`).
+fn counted(read: io::Result<usize>) -> io::Result<usize> {
+    if matches!(read, Ok(n) if n > 0) {
+        READS.set(READS.get().wrapping_add(1));
     }
+    read
 }
 
 impl AsyncWrite for Socket {
