@@ -63,6 +63,9 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 flock "${BUILD_LOCK:-/tmp/sluice-build.lock}" \
   cargo build --release -q -p sluice -p loadgen -p hyper-weather
+# The build leaves hundreds of MB of dirty pages; their writeback would land in the
+# first rows measured (always sluice's) instead of before them.
+sync
 
 work=$(mktemp -d)
 pids=()
