@@ -55,7 +55,6 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
                 let (shard, routes) = (shard.clone(), routes.clone());
                 glommio::spawn_local(async move {
                     let stream = Socket::new(stream);
-                    stream.set_nodelay();
                     let peer = stream.peer_addr();
                     Connection::new(shard, routes, stream, peer).run().await;
                 })

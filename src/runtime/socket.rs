@@ -66,7 +66,10 @@ enum Wait {
 }
 
 impl Socket {
+    /// Wraps a connected stream and turns Nagle off (requests and answers are small and
+    /// must leave at once).
     pub fn new(stream: TcpStream) -> Self {
+        let _ = stream.set_nodelay(true);
         Socket {
             stream,
             wait: Wait::No,
@@ -80,10 +83,6 @@ impl Socket {
     /// waits longer fails with `ErrorKind::TimedOut`).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) {
         let _ = self.stream.set_read_timeout(timeout);
-    }
-
-    pub fn set_nodelay(&self) {
-        let _ = self.stream.set_nodelay(true);
     }
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {

@@ -426,7 +426,6 @@ impl HttpClient {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
                     let s = Socket::new(s);
-                    s.set_nodelay();
                     if !u.tls {
                         return Ok(Conn::Plain(s));
                     }
