@@ -1,6 +1,7 @@
 //! Executors and shard lifecycle: CPU placement, listener start-up checks, one glommio
 //! executor per shard, signals, and graceful shutdown.
 
+pub mod poller;
 pub mod server;
 pub mod shard;
 pub mod socket;

@@ -54,7 +54,10 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             Some(Ok(stream)) => {
                 let (shard, routes) = (shard.clone(), routes.clone());
                 glommio::spawn_local(async move {
-                    let stream = Socket::new(stream);
+                    let stream = match Socket::new(stream) {
+                        Ok(s) => s,
+                        Err(e) => return crate::warn!("connection dropped", "error" => e),
+                    };
                     let peer = stream.peer_addr();
                     Connection::new(shard, routes, stream, peer).run().await;
                 })

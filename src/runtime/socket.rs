@@ -1,32 +1,16 @@
-//! `Socket`: a glommio TCP stream whose reads do not leave io_uring polls armed.
+//! `Socket`: a glommio TCP stream that reads the way an epoll server does.
 //!
-//! glommio's own `TcpStream` read, after every read that returns data, arms an io_uring
-//! poll for the *next* bytes ("early poll"). That poll then completes whenever the peer
-//! sends again, usually while the shard is busy with other connections, and glommio
-//! 0.9 sets up its rings without `IORING_SETUP_COOP_TASKRUN`: every such completion
-//! interrupts the shard's core (a reschedule IPI, several microseconds on a VM). With
-//! requests that wait on Kafka or an upstream this was about one interrupt per request.
+//! Reads are plain non-blocking `recv` calls. When one finds nothing, the socket waits
+//! for its shard's `Poller` (edge-triggered epoll, see `poller.rs`) instead of a glommio
+//! io_uring poll, which interrupted the shard's core whenever it completed while the
+//! shard was busy. A `recv` that comes back short has drained the socket, so the next
+//! read waits for the next event without trying `recv` first (as nginx does): one
+//! `recv` per request. Writes, connecting and shutdown are glommio's.
 //!
-//! `Socket` reads the way an epoll server does: bytes already received are taken with
-//! a plain non-blocking `recv`; when there are none, the task first yields once, so the
-//! shard finishes its other ready work (by then the peer has often answered), and only
-//! then waits through glommio, with a one-byte read that fills its buffer and so arms
-//! no early poll. Writes, timeouts and everything else are glommio's.
-//!
-//! A socket whose last wait saw no other socket of its shard receive anything (one
-//! client, or light load) reads the plain glommio way instead: the shard is asleep
-//! when such a peer answers, so the early poll cannot interrupt it, and that path makes
-//! three fewer `recv` calls per round trip (about 7 us with one connection on the
-//! benchmark VM). Its next wait that does see other sockets receive switches it back.
-//!
-//! A new socket starts on the plain path, so its first read allocates glommio's poll
-//! source for the next bytes in place of the one glommio armed at accept. Arming it
-//! later, when the connection first waits after its answer, put that long-lived
-//! allocation between the request buffers that an idle connection frees after 1 s:
-//! `malloc_trim` then found single free pages instead of long runs, and 10,000 idle
-//! connections kept +75 MiB resident instead of +35 MiB (`bench/memory.sh`).
+//! A read's timeout (`set_read_timeout`) is a glommio timer, reset when the read first
+//! has to wait; the socket keeps one for its life rather than allocating one per read.
 
-use std::cell::Cell;
+use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -36,53 +20,43 @@ use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
+use glommio::timer::Timer;
 
-thread_local! {
-    /// Reads that returned bytes, over every socket of this thread (shard).
-    static READS: Cell<u64> = const { Cell::new(0) };
-}
+use super::poller::Registration;
 
 /// A TCP stream of this shard; see the module docs for how it reads.
 pub struct Socket {
+    /// Dropped first: it leaves the epoll set while the descriptor is still open.
+    reg: Registration,
     stream: TcpStream,
-    wait: Wait,
-    /// Other sockets of the shard received bytes during this one's last wait.
-    busy_shard: bool,
-    /// `READS` when the current (or last) wait began.
-    reads_at_wait: u64,
-}
-
-/// Where a read that found no bytes is.
-#[derive(Clone, Copy, PartialEq)]
-enum Wait {
-    /// Not waiting: the next read starts with a `recv`.
-    No,
-    /// Yielded once; the next poll tries `recv` again, then waits through glommio.
-    Yielded,
-    /// In a glommio read, of one byte or (`Glommio(true)`) of the whole buffer: only
-    /// glommio may finish it (it owns the read timeout's timer, which it cancels when
-    /// the read completes).
-    Glommio(bool),
+    read_timeout: Option<Duration>,
+    timer: Timer,
+    /// `timer` holds the current read's deadline (reset at its first wait).
+    timer_set: bool,
 }
 
 impl Socket {
-    /// Wraps a connected stream and turns Nagle off (requests and answers are small and
-    /// must leave at once).
-    pub fn new(stream: TcpStream) -> Self {
+    /// Wraps a connected stream, turns Nagle off (requests and answers are small and
+    /// must leave at once) and adds it to the shard's poller.
+    pub fn new(stream: TcpStream) -> io::Result<Self> {
         let _ = stream.set_nodelay(true);
-        Socket {
+        let reg = Registration::new(stream.as_raw_fd())?;
+        Ok(Socket {
+            reg,
             stream,
-            wait: Wait::No,
-            // The first read goes through glommio (see the module docs on memory).
-            busy_shard: false,
-            reads_at_wait: 0,
-        }
+            read_timeout: None,
+            // Reset before its first poll.
+            timer: Timer::new(Duration::ZERO),
+            timer_set: false,
+        })
     }
 
-    /// Bounds the wait of every read from now on (glommio's read timeout: a read that
-    /// waits longer fails with `ErrorKind::TimedOut`).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
-        let _ = self.stream.set_read_timeout(timeout);
+    /// Bounds the wait of the next reads: a read that waits longer fails with
+    /// `ErrorKind::TimedOut`. Starts a new deadline even if a read was abandoned
+    /// while waiting.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+        self.timer_set = false;
     }
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
@@ -129,51 +103,38 @@ impl AsyncRead for Socket {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let whole = match this.wait {
-            Wait::Glommio(whole) => whole,
-            Wait::No if !this.busy_shard => {
-                this.reads_at_wait = READS.get();
-                true
-            }
-            _ => {
-                if let Some(read) = this.recv_now(buf) {
-                    this.wait = Wait::No;
-                    return Poll::Ready(counted(read));
+        loop {
+            if this.reg.ready() {
+                match this.recv_now(buf) {
+                    Some(read) => {
+                        if matches!(read, Ok(n) if n < buf.len()) {
+                            this.reg.short_read();
+                        }
+                        this.timer_set = false;
+                        return Poll::Ready(read);
+                    }
+                    None => this.reg.drained(),
                 }
-                if this.wait == Wait::No {
-                    this.wait = Wait::Yielded;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                this.reads_at_wait = READS.get();
-                false
             }
-        };
-        this.wait = Wait::Glommio(whole);
-        let want = if whole { buf.len() } else { 1 };
-        let Poll::Ready(read) = Pin::new(&mut this.stream).poll_read(cx, &mut buf[..want]) else {
+            if this.reg.poll_ready(cx.waker()).is_ready() {
+                continue;
+            }
+            if let Some(timeout) = this.read_timeout {
+                if !this.timer_set {
+                    this.timer.reset(timeout);
+                    this.timer_set = true;
+                }
+                // After the read, the timer stays registered until its deadline: one
+                // spurious wake-up of this task at most, and no new allocation per read.
+                if Pin::new(&mut this.timer).poll(cx).is_ready() {
+                    this.timer_set = false;
+                    this.reg.cancel_wait();
+                    return Poll::Ready(Err(io::Error::new(ErrorKind::TimedOut, "read timed out")));
+                }
+            }
             return Poll::Pending;
-        };
-        this.wait = Wait::No;
-        this.busy_shard = READS.get() != this.reads_at_wait;
-        let read = match read {
-            // The rest of what arrived with that byte, if any.
-            Ok(1) if !whole && buf.len() > 1 => match this.recv_now(&mut buf[1..]) {
-                Some(Ok(n)) => Ok(1 + n),
-                _ => Ok(1),
-            },
-            other => other,
-        };
-        Poll::Ready(counted(read))
+        }
     }
-}
-
-/// Notes a read that returned bytes (see `READS`).
-fn counted(read: io::Result<usize>) -> io::Result<usize> {
-    if matches!(read, Ok(n) if n > 0) {
-        READS.set(READS.get().wrapping_add(1));
-    }
-    read
 }
 
 impl AsyncWrite for Socket {
@@ -191,5 +152,129 @@ impl AsyncWrite for Socket {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use std::io::Write;
+    use std::time::Instant;
+
+    /// Runs `f` on a glommio executor with a socket connected to a std peer.
+    fn with_pair(f: impl AsyncFnOnce(Socket, std::net::TcpStream) + Send + 'static) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                let (peer, _) = listener.accept().unwrap();
+                f(Socket::new(stream).unwrap(), peer).await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn bytes_then_close_read_as_bytes_then_end() {
+        with_pair(async |mut s, mut peer| {
+            // A read that waits for an event that never comes fails instead of hanging.
+            s.set_read_timeout(Some(Duration::from_secs(2)));
+            peer.write_all(b"hello").unwrap();
+            drop(peer);
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"hello");
+        });
+    }
+
+    #[test]
+    fn a_short_read_then_waits_for_more() {
+        with_pair(async |mut s, mut peer| {
+            s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 64];
+            peer.write_all(b"one").unwrap();
+            assert_eq!(s.read(&mut buf).await.unwrap(), 3);
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                peer.write_all(b"two").unwrap();
+                peer
+            });
+            assert_eq!(s.read(&mut buf).await.unwrap(), 3);
+            assert_eq!(&buf[..3], b"two");
+            s.write_all(b"ok").await.unwrap();
+            let mut peer = writer.join().unwrap();
+            let mut back = [0u8; 2];
+            std::io::Read::read_exact(&mut peer, &mut back).unwrap();
+            assert_eq!(&back, b"ok");
+        });
+    }
+
+    #[test]
+    fn a_silent_peer_times_the_read_out_and_a_new_timeout_restarts_the_clock() {
+        with_pair(async |mut s, _peer| {
+            let mut buf = [0u8; 8];
+            s.set_read_timeout(Some(Duration::from_millis(100)));
+            let started = Instant::now();
+            let e = s.read(&mut buf).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut);
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(2));
+
+            // A read abandoned while waiting leaves no stale deadline behind.
+            s.set_read_timeout(Some(Duration::from_millis(50)));
+            let abandoned =
+                futures_lite::future::or(async { Some(s.read(&mut buf).await) }, async {
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    None
+                })
+                .await;
+            assert!(abandoned.is_none());
+            s.set_read_timeout(Some(Duration::from_millis(300)));
+            let started = Instant::now();
+            assert!(s.read(&mut buf).await.is_err());
+            assert!(started.elapsed() >= Duration::from_millis(300));
+        });
+    }
+
+    #[test]
+    fn many_waiting_sockets_each_get_their_own_bytes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mut peers = Vec::new();
+                let mut tasks = Vec::new();
+                for i in 0..50u8 {
+                    let stream = TcpStream::connect(addr).await.unwrap();
+                    peers.push(listener.accept().unwrap().0);
+                    let mut s = Socket::new(stream).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(2)));
+                    tasks.push(glommio::spawn_local(async move {
+                        let mut buf = [0u8; 4];
+                        assert_eq!(s.read(&mut buf).await.unwrap(), 1);
+                        assert_eq!(buf[0], i);
+                    }));
+                }
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                for (i, p) in peers.iter_mut().enumerate().rev() {
+                    p.write_all(&[i as u8]).unwrap();
+                }
+                for t in tasks {
+                    t.await;
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

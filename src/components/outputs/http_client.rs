@@ -425,7 +425,7 @@ impl HttpClient {
         for addr in addrs {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
-                    let s = Socket::new(s);
+                    let s = Socket::new(s).map_err(|e| format!("connect {addr}: {e}"))?;
                     if !u.tls {
                         return Ok(Conn::Plain(s));
                     }
