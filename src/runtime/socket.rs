@@ -7,16 +7,19 @@
 //! read waits for the next event without trying `recv` first (as nginx does): one
 //! `recv` per request. Writes, connecting and shutdown are glommio's.
 //!
-//! A read's timeout (`set_read_timeout`) is a glommio timer, reset when the read first
-//! has to wait; the socket keeps one for its life rather than allocating one per read.
+//! A read's timeout (`set_read_timeout`) starts when the read first has to wait. The
+//! socket keeps one glommio timer for its life, to wake it at the deadline; the timer
+//! fires up to a sixteenth of the timeout late, so that a stream of short waits reuses
+//! it instead of moving it in glommio's timer map at every wait.
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::task::Waker;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -30,9 +33,11 @@ pub struct Socket {
     reg: Registration,
     stream: TcpStream,
     read_timeout: Option<Duration>,
+    /// The current read's deadline, from its first wait.
+    due: Option<Instant>,
     timer: Timer,
-    /// `timer` holds the current read's deadline (reset at its first wait).
-    timer_set: bool,
+    /// When `timer` fires and whom it wakes, as last armed (it may have fired since).
+    timer_at: Option<(Instant, Waker)>,
 }
 
 impl Socket {
@@ -45,9 +50,10 @@ impl Socket {
             reg,
             stream,
             read_timeout: None,
+            due: None,
             // Reset before its first poll.
             timer: Timer::new(Duration::ZERO),
-            timer_set: false,
+            timer_at: None,
         })
     }
 
@@ -56,7 +62,7 @@ impl Socket {
     /// while waiting.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
-        self.timer_set = false;
+        self.due = None;
     }
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
@@ -65,6 +71,24 @@ impl Socket {
 
     pub async fn shutdown_write(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+    }
+
+    /// Makes sure `timer` wakes `waker` between `due` and `due + slack`. A timer
+    /// still armed within that window (by an earlier wait) is left alone; one that has
+    /// fired leaves `timer_at` in the past, so it is armed again. It stays armed after
+    /// the read: one spurious wake-up of the task at most.
+    fn arm_timer(&mut self, now: Instant, due: Instant, slack: Duration, waker: &Waker) {
+        if let Some((at, w)) = &self.timer_at {
+            if *at >= due && *at <= due + slack && w.will_wake(waker) {
+                return;
+            }
+        }
+        // The late end of the window, so that the next waits fit in it too.
+        let at = due + slack;
+        self.timer.reset(at - now);
+        // Not due yet: this poll registers the timer with `waker`.
+        let _ = Pin::new(&mut self.timer).poll(&mut Context::from_waker(waker));
+        self.timer_at = Some((at, waker.clone()));
     }
 
     /// One non-blocking `recv`; `None` when nothing has arrived.
@@ -110,7 +134,7 @@ impl AsyncRead for Socket {
                         if matches!(read, Ok(n) if n < buf.len()) {
                             this.reg.short_read();
                         }
-                        this.timer_set = false;
+                        this.due = None;
                         return Poll::Ready(read);
                     }
                     None => this.reg.drained(),
@@ -120,17 +144,14 @@ impl AsyncRead for Socket {
                 continue;
             }
             if let Some(timeout) = this.read_timeout {
-                if !this.timer_set {
-                    this.timer.reset(timeout);
-                    this.timer_set = true;
-                }
-                // After the read, the timer stays registered until its deadline: one
-                // spurious wake-up of this task at most, and no new allocation per read.
-                if Pin::new(&mut this.timer).poll(cx).is_ready() {
-                    this.timer_set = false;
+                let now = Instant::now();
+                let due = *this.due.get_or_insert(now + timeout);
+                if now >= due {
+                    this.due = None;
                     this.reg.cancel_wait();
                     return Poll::Ready(Err(io::Error::new(ErrorKind::TimedOut, "read timed out")));
                 }
+                this.arm_timer(now, due, timeout / 16, cx.waker());
             }
             return Poll::Pending;
         }
