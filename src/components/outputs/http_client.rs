@@ -576,7 +576,9 @@ impl Drop for Buffer<'_> {
     }
 }
 
-/// A pooled connection: plain TCP or TLS over it.
+/// A pooled connection: plain TCP or TLS over it. The TLS state is boxed (it is large);
+/// a plain socket is not: a few of them live per origin, and every read goes through it.
+#[allow(clippy::large_enum_variant)]
 enum Conn {
     Plain(Socket),
     Tls(Box<futures_rustls::client::TlsStream<Socket>>),
