@@ -255,7 +255,8 @@ pub struct RuntimeConfig {
     /// io_uring buffer memory per shard; glommio locks about three times this, so the
     /// default is sized from `ulimit -l` to fit every shard.
     pub io_memory_bytes: Option<usize>,
-    /// Busy-poll this long before a shard sleeps (trades idle CPU for latency).
+    /// How long a shard keeps polling its sockets after the last event before it
+    /// sleeps (trades idle CPU for latency); `None`: `runtime::poller::DEFAULT_SPIN`.
     pub spin_before_park: Option<Duration>,
 }
 

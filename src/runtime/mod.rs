@@ -84,12 +84,9 @@ fn start(config: Config) -> Result<i32, String> {
             metrics.clone(),
             ready_tx.clone(),
         );
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("sluice-shard-{index}"))
             .io_memory(io_memory);
-        if let Some(spin) = config.runtime.spin_before_park {
-            builder = builder.spin_before_park(spin.0);
-        }
         let handle = builder
             .spawn(move || async move {
                 shard_main(index, config, plans, global, metrics, ready).await;
@@ -159,6 +156,12 @@ async fn shard_main(
     metrics: Registry,
     ready: mpsc::Sender<Result<usize, String>>,
 ) {
+    poller::set_spin(
+        config
+            .runtime
+            .spin_before_park
+            .map_or(poller::DEFAULT_SPIN, |d| d.0),
+    );
     let pipeline = match Pipeline::build(&config, &metrics) {
         Ok(p) => Rc::new(p),
         Err(e) => {

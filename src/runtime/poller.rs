@@ -24,6 +24,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use futures_lite::AsyncReadExt;
 
@@ -36,6 +37,19 @@ const BUSY_TURNS: u32 = 16;
 
 thread_local! {
     static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
+    /// `runtime.spin_before_park` of this shard.
+    static SPIN: Cell<Duration> = const { Cell::new(DEFAULT_SPIN) };
+}
+
+/// How long the driver keeps polling after the last event before the shard may sleep
+/// (`runtime.spin_before_park`). A request that arrives within it is picked up without
+/// glommio's sleep and wake-up (several io_uring calls and, on a VM, an interrupt).
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// Sets this shard's spin (see `DEFAULT_SPIN`); zero lets it sleep as soon as it has
+/// nothing to do.
+pub fn set_spin(spin: Duration) {
+    SPIN.set(spin);
 }
 
 /// This shard's epoll set and the sockets in it.
@@ -177,20 +191,34 @@ async fn drive(poller: Rc<Poller>) {
     }
     let _gone = Gone(poller.clone());
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+    let spin = SPIN.get();
     let mut busy_turns = 0;
+    let mut last_event = Instant::now();
     loop {
         let n = poller.harvest(&mut events);
-        if n > 0 && busy_turns < BUSY_TURNS {
-            busy_turns += 1;
+        let waiting = poller.waiting.get() > 0;
+        if n > 0 {
+            if !spin.is_zero() {
+                last_event = Instant::now();
+            }
+            if busy_turns < BUSY_TURNS {
+                busy_turns += 1;
+                yield_now().await;
+                continue;
+            }
+        } else if waiting && !spin.is_zero() && last_event.elapsed() < spin {
+            // Nothing yet, but something came in lately: poll again rather than pay
+            // for glommio's sleep and wake-up. Bounded by `spin`, not by `BUSY_TURNS`.
             yield_now().await;
-        } else if poller.waiting.get() == 0 {
-            busy_turns = 0;
-            dormant(&poller).await;
-        } else {
-            busy_turns = 0;
+            continue;
+        }
+        busy_turns = 0;
+        if waiting {
             if poller.readable().await.is_err() {
                 yield_now().await;
             }
+        } else {
+            dormant(&poller).await;
         }
     }
 }
