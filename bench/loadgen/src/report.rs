@@ -207,9 +207,10 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
     let _ = writeln!(
         out,
         "Machine: {} CPUs ({}), Linux {}. Server under test on CPU {}, load generator on \
-         CPU {}. Commit {}. {} round(s), systems alternating; closed loop {} s and open \
-         loop {} s per row after {} s of warm-up, {} connections unless the system says \
-         otherwise. Figures are medians over the rounds; raw numbers in `{stem}.json`. \
+         CPU {}. Commit {}. {} round(s), systems alternating (round r starts with the r-th \
+         system, after one unrecorded closed-loop run of each); closed loop {} s and \
+         open loop {} s per row after {} s of warm-up, {} connections unless the system \
+         says otherwise. Figures are medians over the rounds; raw numbers in `{stem}.json`. \
          Client CPU: loadgen's own without its idle polling (`--spin`), or wrk's.\n",
         m["nproc"],
         m["cpu"].as_str().unwrap_or("?"),
