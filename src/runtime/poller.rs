@@ -30,10 +30,10 @@ use futures_lite::AsyncReadExt;
 
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 64;
-/// Turns in a row the driver collects events without going through glommio's reactor:
-/// its loop handles timers, accepts and the other I/O, which must not wait long
-/// behind a stream of socket events.
-const BUSY_TURNS: u32 = 16;
+/// Longest the driver keeps the shard from glommio's reactor while it collects events
+/// or spins: the reactor's loop handles timers, accepts and the other I/O, which must
+/// not wait long behind a stream of socket events.
+const REACTOR_EVERY: Duration = Duration::from_micros(500);
 
 thread_local! {
     static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
@@ -60,6 +60,8 @@ pub struct Poller {
     /// Sockets waiting for readiness (a waker in their slot).
     waiting: Cell<usize>,
     driver: RefCell<Driver>,
+    /// The glommio executor this poller's driver runs on.
+    executor: usize,
 }
 
 /// One socket's entry; its epoll token is its index and generation.
@@ -92,11 +94,13 @@ pub struct Registration {
 }
 
 impl Poller {
-    /// This thread's poller, created on first use.
+    /// This thread's poller, created on first use, and again for each new executor on
+    /// the thread: a driver (or its waker) left from an ended executor can never run.
     fn get() -> io::Result<Rc<Poller>> {
+        let executor = glommio::executor().id();
         POLLER.with(|p| {
             let mut p = p.borrow_mut();
-            if let Some(p) = &*p {
+            if let Some(p) = p.as_ref().filter(|p| p.executor == executor) {
                 return Ok(p.clone());
             }
             // SAFETY: plain syscall; the result is checked before use.
@@ -111,6 +115,7 @@ impl Poller {
                 free: RefCell::new(Vec::new()),
                 waiting: Cell::new(0),
                 driver: RefCell::new(Driver::Absent),
+                executor,
             });
             *p = Some(poller.clone());
             Ok(poller)
@@ -181,8 +186,8 @@ impl Poller {
 /// The driver: collects events while there are some, lets the woken tasks run between
 /// turns, and waits through glommio when a turn finds none.
 async fn drive(poller: Rc<Poller>) {
-    /// Marks the driver gone if its task is dropped with its executor, so that
-    /// sockets of a later executor on this thread start a new one.
+    /// Marks the driver gone when its task is dropped (so that the next socket that
+    /// waits starts a new one).
     struct Gone(Rc<Poller>);
     impl Drop for Gone {
         fn drop(&mut self) {
@@ -192,34 +197,32 @@ async fn drive(poller: Rc<Poller>) {
     let _gone = Gone(poller.clone());
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let spin = SPIN.get();
-    let mut busy_turns = 0;
     let mut last_event = Instant::now();
+    let mut last_reactor = last_event;
     loop {
         let n = poller.harvest(&mut events);
         let waiting = poller.waiting.get() > 0;
+        let now = Instant::now();
         if n > 0 {
-            if !spin.is_zero() {
-                last_event = Instant::now();
-            }
-            if busy_turns < BUSY_TURNS {
-                busy_turns += 1;
-                yield_now().await;
-                continue;
-            }
-        } else if waiting && !spin.is_zero() && last_event.elapsed() < spin {
-            // Nothing yet, but something came in lately: poll again rather than pay
-            // for glommio's sleep and wake-up. Bounded by `spin`, not by `BUSY_TURNS`.
+            last_event = now;
+        }
+        // Events: let the woken tasks run, then collect again. None, but some came in
+        // lately: poll again rather than pay for glommio's sleep and wake-up.
+        let again = n > 0 || (waiting && now - last_event < spin);
+        if again && now - last_reactor < REACTOR_EVERY {
             yield_now().await;
             continue;
         }
-        busy_turns = 0;
         if waiting {
             if poller.readable().await.is_err() {
-                yield_now().await;
+                // Out of descriptors for the wait: let the reactor run (a timer needs
+                // none) instead of retrying at once.
+                glommio::timer::sleep(Duration::from_millis(1)).await;
             }
         } else {
             dormant(&poller).await;
         }
+        last_reactor = Instant::now();
     }
 }
 

@@ -59,7 +59,8 @@ impl Socket {
 
     /// Bounds the wait of the next reads: a read that waits longer fails with
     /// `ErrorKind::TimedOut`. Starts a new deadline even if a read was abandoned
-    /// while waiting.
+    /// while waiting; without a call, a read started after an abandoned one keeps
+    /// that one's deadline (the server calls this before every read).
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
         self.due = None;
@@ -265,6 +266,37 @@ mod tests {
             assert!(s.read(&mut buf).await.is_err());
             assert!(started.elapsed() >= Duration::from_millis(300));
         });
+    }
+
+    #[test]
+    fn a_second_executor_on_the_same_thread_gets_its_own_driver() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for round in 0..2u8 {
+                let listener = listener.try_clone().unwrap();
+                glommio::LocalExecutor::default().run(async move {
+                    let stream = TcpStream::connect(addr).await.unwrap();
+                    let (mut peer, _) = listener.accept().unwrap();
+                    let mut s = Socket::new(stream).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4];
+                    // Wait first (the driver parks), then get a byte.
+                    let read =
+                        futures_lite::future::or(async { Some(s.read(&mut buf).await) }, async {
+                            glommio::timer::sleep(Duration::from_millis(20)).await;
+                            None
+                        })
+                        .await;
+                    assert!(read.is_none());
+                    peer.write_all(&[round]).unwrap();
+                    assert_eq!(s.read(&mut buf).await.unwrap(), 1, "round {round}");
+                    assert_eq!(buf[0], round);
+                });
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
