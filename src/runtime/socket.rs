@@ -199,6 +199,16 @@ mod tests {
             .unwrap();
     }
 
+    /// A read that its caller gives up after `ms` milliseconds (`None` then).
+    async fn read_within(s: &mut Socket, buf: &mut [u8], ms: u64) -> Option<io::Result<usize>> {
+        let read = async { Some(s.read(buf).await) };
+        let give_up = async {
+            glommio::timer::sleep(Duration::from_millis(ms)).await;
+            None
+        };
+        futures_lite::future::or(read, give_up).await
+    }
+
     #[test]
     fn bytes_then_close_read_as_bytes_then_end() {
         with_pair(async |mut s, mut peer| {
@@ -254,13 +264,7 @@ mod tests {
 
             // A read abandoned while waiting leaves no stale deadline behind.
             s.set_read_timeout(Some(Duration::from_millis(50)));
-            let abandoned =
-                futures_lite::future::or(async { Some(s.read(&mut buf).await) }, async {
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                    None
-                })
-                .await;
-            assert!(abandoned.is_none());
+            assert!(read_within(&mut s, &mut buf, 10).await.is_none());
             s.set_read_timeout(Some(Duration::from_millis(300)));
             let started = Instant::now();
             assert!(s.read(&mut buf).await.is_err());
@@ -282,13 +286,7 @@ mod tests {
                     s.set_read_timeout(Some(Duration::from_secs(2)));
                     let mut buf = [0u8; 4];
                     // Wait first (the driver parks), then get a byte.
-                    let read =
-                        futures_lite::future::or(async { Some(s.read(&mut buf).await) }, async {
-                            glommio::timer::sleep(Duration::from_millis(20)).await;
-                            None
-                        })
-                        .await;
-                    assert!(read.is_none());
+                    assert!(read_within(&mut s, &mut buf, 20).await.is_none());
                     peer.write_all(&[round]).unwrap();
                     assert_eq!(s.read(&mut buf).await.unwrap(), 1, "round {round}");
                     assert_eq!(buf[0], round);
