@@ -10,9 +10,11 @@
 //! Here each socket is added once, at creation, to an epoll set of its shard, with
 //! `EPOLLET`. The kernel then queues readiness silently, however busy the shard is, and
 //! one driver task collects it with `epoll_wait(.., 0)` and wakes the sockets' tasks:
-//! the way an nginx worker runs. Only when a turn finds nothing does the driver wait
-//! through glommio, with one io_uring poll on the epoll descriptor itself; so an idle
-//! shard still sleeps in glommio's reactor and wakes for its timers and other I/O.
+//! the way an nginx worker runs. Only when turns have found nothing for
+//! `runtime.spin_before_park` does the driver wait through glommio, with one io_uring
+//! poll on the epoll descriptor itself; so an idle shard still sleeps in glommio's
+//! reactor and wakes for its timers and other I/O. A busy shard goes through that
+//! reactor too, at least every `REACTOR_EVERY` (the wait then completes at once).
 //!
 //! glommio has no public way to poll an arbitrary descriptor, but a glommio
 //! `TcpStream` arms a poll on its descriptor when it is created, and its read reports
