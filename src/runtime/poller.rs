@@ -28,6 +28,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use futures_lite::future::yield_now;
 use futures_lite::AsyncReadExt;
 
 /// Events taken per `epoll_wait`.
@@ -36,6 +37,8 @@ const EVENTS: usize = 64;
 /// or spins: the reactor's loop handles timers, accepts and the other I/O, which must
 /// not wait long behind a stream of socket events.
 const REACTOR_EVERY: Duration = Duration::from_micros(500);
+/// Events after which no more bytes will come.
+const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 
 thread_local! {
     static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
@@ -67,6 +70,7 @@ pub struct Poller {
 }
 
 /// One socket's entry; its epoll token is its index and generation.
+#[derive(Default)]
 struct Slot {
     generation: u32,
     /// The socket may have bytes: set by an event, cleared when a `recv` comes back
@@ -79,7 +83,8 @@ struct Slot {
 }
 
 enum Driver {
-    /// No driver task (none yet, or its executor has ended).
+    /// No driver task yet (it runs as long as its executor: a new executor on the
+    /// thread gets a new poller).
     Absent,
     /// Running or queued to run: it will collect events soon.
     Active,
@@ -92,7 +97,6 @@ pub struct Registration {
     poller: Rc<Poller>,
     fd: i32,
     index: u32,
-    generation: u32,
 }
 
 impl Poller {
@@ -145,14 +149,21 @@ impl Poller {
                 continue;
             }
             slot.ready = true;
-            let hangup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-            slot.hangup |= ev.events & hangup != 0;
-            if let Some(w) = slot.waker.take() {
-                self.waiting.set(self.waiting.get() - 1);
+            slot.hangup |= ev.events & HANGUP != 0;
+            if let Some(w) = self.take_waker(slot) {
                 w.wake();
             }
         }
         n as usize
+    }
+
+    /// Takes `slot`'s waker, if its socket waits, and counts it out of `waiting`.
+    fn take_waker(&self, slot: &mut Slot) -> Option<Waker> {
+        let w = slot.waker.take();
+        if w.is_some() {
+            self.waiting.set(self.waiting.get() - 1);
+        }
+        w
     }
 
     /// Makes sure a driver will collect events for a socket that starts waiting.
@@ -188,15 +199,6 @@ impl Poller {
 /// The driver: collects events while there are some, lets the woken tasks run between
 /// turns, and waits through glommio when a turn finds none.
 async fn drive(poller: Rc<Poller>) {
-    /// Marks the driver gone when its task is dropped (so that the next socket that
-    /// waits starts a new one).
-    struct Gone(Rc<Poller>);
-    impl Drop for Gone {
-        fn drop(&mut self) {
-            *self.0.driver.borrow_mut() = Driver::Absent;
-        }
-    }
-    let _gone = Gone(poller.clone());
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let spin = SPIN.get();
     let mut last_event = Instant::now();
@@ -228,20 +230,6 @@ async fn drive(poller: Rc<Poller>) {
     }
 }
 
-/// Lets the other ready tasks of the shard run once.
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
 /// Sleeps until a socket starts waiting (`need_driver`).
 async fn dormant(poller: &Poller) {
     let mut parked = false;
@@ -264,12 +252,7 @@ impl Registration {
         let index = poller.free.borrow_mut().pop();
         let mut slots = poller.slots.borrow_mut();
         let index = index.unwrap_or_else(|| {
-            slots.push(Slot {
-                generation: 0,
-                ready: true,
-                hangup: false,
-                waker: None,
-            });
+            slots.push(Slot::default());
             (slots.len() - 1) as u32
         });
         let slot = &mut slots[index as usize];
@@ -296,12 +279,7 @@ impl Registration {
             poller.free.borrow_mut().push(index);
             return Err(e);
         }
-        Ok(Registration {
-            poller,
-            fd,
-            index,
-            generation,
-        })
+        Ok(Registration { poller, fd, index })
     }
 
     /// Whether the socket may have bytes to read (see `Slot::ready`).
@@ -327,9 +305,7 @@ impl Registration {
         let mut slots = self.poller.slots.borrow_mut();
         let slot = &mut slots[self.index as usize];
         if slot.ready {
-            if slot.waker.take().is_some() {
-                self.poller.waiting.set(self.poller.waiting.get() - 1);
-            }
+            self.poller.take_waker(slot);
             return Poll::Ready(());
         }
         match &mut slot.waker {
@@ -346,10 +322,8 @@ impl Registration {
 
     /// Stops waiting (the read gave up, for example on its timeout).
     pub fn cancel_wait(&self) {
-        let mut slots = self.poller.slots.borrow_mut();
-        if slots[self.index as usize].waker.take().is_some() {
-            self.poller.waiting.set(self.poller.waiting.get() - 1);
-        }
+        self.poller
+            .take_waker(&mut self.poller.slots.borrow_mut()[self.index as usize]);
     }
 }
 
@@ -368,11 +342,6 @@ impl Drop for Registration {
                 std::ptr::null_mut(),
             );
         }
-        let mut slots = self.poller.slots.borrow_mut();
-        let slot = &mut slots[self.index as usize];
-        debug_assert_eq!(slot.generation, self.generation);
-        slot.ready = false;
-        drop(slots);
         self.poller.free.borrow_mut().push(self.index);
     }
 }
