@@ -184,10 +184,20 @@ kafka_counts() { # records sluice sent to Kafka, and in how many produce request
     END {print r + 0, b + 0}'
 }
 
+# loadgen against system K: its connections, idle polling, the request body (and its
+# content type over HTTP), then ARGS..., then the URL. Output on stdout.
+run_loadgen() { # K ARGS...
+  local k=$1
+  shift
+  local args=(-c "${conns[$k]}" --spin "$SPIN" --body-file "$work/body.json" "$@")
+  case ${urls[$k]} in http:*) args+=(-H "Content-Type: application/json") ;; esac
+  taskset -c "$LOAD_CPU" "$LOADGEN" "${args[@]}" "${urls[$k]}"
+}
+
 ROW= # the last row's JSON
 row() { # SCENARIO SYSTEM ROUND LOAD RATE (index in names)
   local scenario=$1 system=$2 round=$3 load=$4 rate=$5 k=$6
-  local pid=${spids[$k]} url=${urls[$k]} secs=$OPEN_SECS head t0 t1 out rc extra="" k0 s0 k1 s1
+  local pid=${spids[$k]} secs=$OPEN_SECS head t0 t1 out rc extra="" k0 s0 k1 s1
   head=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"%s","target_rate":%s' \
     "$scenario" "$system" "$round" "$load" "${rate:-null}")
   if [ -n "${errs[$k]}" ]; then
@@ -198,13 +208,12 @@ row() { # SCENARIO SYSTEM ROUND LOAD RATE (index in names)
     ROW="$head,\"error\":$(json_str "$system is no longer running")}"
     return
   fi
-  local args=(--json -c "${conns[$k]}" --warmup "${WARMUP_SECS}s" --spin "$SPIN" --body-file "$work/body.json")
-  case $url in http:*) args+=(-H "Content-Type: application/json") ;; esac
+  local args=(--json --warmup "${WARMUP_SECS}s")
   if [ "$load" = max ]; then secs=$MAX_SECS; else args+=(--rate "$rate"); fi
   if [ "$system" = sluice-kafka ]; then read -r k0 s0 < <(kafka_counts); fi
   t0=$(ticks "$pid")
   rc=0
-  out=$(taskset -c "$LOAD_CPU" "$LOADGEN" "${args[@]}" -d "${secs}s" "$url" 2>"$work/loadgen.err") || rc=$?
+  out=$(run_loadgen "$k" "${args[@]}" -d "${secs}s" 2>"$work/loadgen.err") || rc=$?
   t1=$(ticks "$pid")
   if [ "$system" = sluice-kafka ]; then
     read -r k1 s1 < <(kafka_counts)
@@ -271,9 +280,7 @@ emit() {
 warm_up() { # SYSTEM-INDEX
   local k=$1
   [ -z "${errs[$k]}" ] && kill -0 "${spids[$k]}" 2>/dev/null || return 0
-  local args=(-c "${conns[$k]}" -d "${WARMUP_SECS}s" --spin "$SPIN" --body-file "$work/body.json")
-  case ${urls[$k]} in http:*) args+=(-H "Content-Type: application/json") ;; esac
-  taskset -c "$LOAD_CPU" "$LOADGEN" "${args[@]}" "${urls[$k]}" >/dev/null 2>&1 || true
+  run_loadgen "$k" -d "${WARMUP_SECS}s" >/dev/null 2>&1 || true
 }
 
 # Round-robin: each round measures every system once (max, then 50% and 90% of it).
