@@ -27,15 +27,32 @@ pub enum Value<'a> {
     Object(&'a [(&'a str, Value<'a>)]),
 }
 
+/// `b` as a string if it is UTF-8. ASCII, which nearly every header and many payloads
+/// are, is checked a word at a time; only other bytes pay for the full UTF-8 check.
+pub fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        std::str::from_utf8(b).ok()
+    }
+}
+
+/// `b` as text: itself when it is UTF-8, else a copy in `arena` with U+FFFD for each
+/// invalid sequence (as Go's string conversion shows it).
+pub fn text_in<'a>(arena: &'a Bump, b: &'a [u8]) -> &'a str {
+    match utf8(b) {
+        Some(s) => s,
+        None => arena.alloc_str(&String::from_utf8_lossy(b)),
+    }
+}
+
 impl<'a> Value<'a> {
     /// The value as metadata text: strings and bytes raw, everything else as JSON.
     pub fn to_text(&self, arena: &'a Bump) -> &'a str {
         match *self {
             Value::Str(s) => s,
-            Value::Bytes(b) => match std::str::from_utf8(b) {
-                Ok(s) => s,
-                Err(_) => arena.alloc_str(&String::from_utf8_lossy(b)),
-            },
+            Value::Bytes(b) => text_in(arena, b),
             _ => {
                 let mut out = BVec::new_in(arena);
                 write_json(self, &mut out);
@@ -282,8 +299,13 @@ pub struct Meta<'a> {
 
 impl<'a> Meta<'a> {
     pub fn new_in(arena: &'a Bump) -> Self {
+        Self::with_capacity_in(0, arena)
+    }
+
+    /// Room for `n` entries before the list grows (each growth is a copy in the arena).
+    pub fn with_capacity_in(n: usize, arena: &'a Bump) -> Self {
         Meta {
-            entries: BVec::new_in(arena),
+            entries: BVec::with_capacity_in(n, arena),
         }
     }
 

@@ -90,10 +90,7 @@ pub fn req_i64<'a>(ctx: &Ctx<'a, '_>, call: &Call, pos: usize, name: &str) -> Re
 pub fn as_str<'a>(ctx: &Ctx<'a, '_>, v: Value<'a>) -> Res<'a, &'a str> {
     match v {
         Value::Str(s) => Ok(s),
-        Value::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) => Ok(s),
-            Err(_) => Ok(ctx.arena.alloc_str(&String::from_utf8_lossy(b))),
-        },
+        Value::Bytes(b) => Ok(crate::message::text_in(ctx.arena, b)),
         other => expected(ctx, "string", &other),
     }
 }

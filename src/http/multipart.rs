@@ -10,15 +10,15 @@ pub struct Part<'b> {
 
 /// The `boundary` parameter of a multipart Content-Type, if it is one.
 pub fn boundary(content_type: &str) -> Option<&str> {
-    let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
-    // Checked in place: this runs for every request body.
-    let is_multipart = mime
-        .trim()
+    // The prefix first, in place: this runs for every request body.
+    let content_type = content_type.trim_start();
+    let is_multipart = content_type
         .get(..10)
         .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
     if !is_multipart {
         return None;
     }
+    let params = content_type.split_once(';').map_or("", |(_, p)| p);
     params.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
         k.trim()

@@ -19,10 +19,11 @@ use glommio::net::TcpListener;
 
 use crate::components::inputs::http_server::{admission_response, Admission, Request};
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{parse_head, Framing as BodyFraming, Head, HeaderSpan};
+use crate::http::request::{parse_head, Framing as BodyFraming, Head, HeaderSpan, Span};
 use crate::http::response::{self, Framing};
 use crate::http::websocket::{check_handshake, has_token, write_accept, Refusal};
 use crate::http::{Limits, RequestError};
+use crate::message::utf8;
 use crate::pipeline::Pipeline;
 
 use super::shard::{ClosingSlot, Shard};
@@ -337,15 +338,14 @@ impl Connection {
     /// peer is gone and the connection should just be dropped.
     async fn request(&mut self, head: Head, arena: &Bump) -> Result<Next, ()> {
         let date = self.shard.date.get();
-        let raw = &self.rbuf.data()[..head.len];
-        let method = arena.alloc_str(std::str::from_utf8(head.method.of(raw)).unwrap_or(""));
-        let target = arena.alloc_str(std::str::from_utf8(head.target.of(raw)).unwrap_or(""));
+        // One copy of the head into the arena; every field is a slice of it. httparse
+        // checked method, target and names (tokens and URI characters: ASCII).
+        let raw: &[u8] = arena.alloc_slice_copy(&self.rbuf.data()[..head.len]);
+        let text = |span: Span| utf8(span.of(raw)).unwrap_or("");
+        let (method, target) = (text(head.method), text(head.target));
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut headers = BVec::with_capacity_in(self.headers.len(), arena);
-        for (n, v) in &self.headers {
-            let name = std::str::from_utf8(n.of(raw)).unwrap_or("");
-            headers.push((&*arena.alloc_str(name), &*arena.alloc_slice_copy(v.of(raw))));
-        }
+        headers.extend(self.headers.iter().map(|&(n, v)| (text(n), v.of(raw))));
         let closing = self.shard.closing.is_closed();
         let mut f = Framing {
             minor: head.minor,

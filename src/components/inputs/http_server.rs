@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 use crate::components::{InterpolatedString, MetadataFilter};
 use crate::config::Duration;
 use crate::http::{multipart, response, Limits};
-use crate::message::{Batch, Message, Meta, Value};
+use crate::message::{text_in, Batch, Message, Meta, Value};
 use crate::transaction::{Outcome, ResponseStore};
 
 /// `input.http_server` as in upstream, plus sluice's named HTTP limits.
@@ -354,7 +354,7 @@ impl HttpServer {
     /// malformed multipart body (400).
     pub fn batch<'a>(&self, arena: &'a Bump, req: &Request<'a>) -> Option<Batch<'a>> {
         let meta = self.request_meta(arena, req, &self.http);
-        let content_type = req.header("content-type").map_or("", |v| text(arena, v));
+        let content_type = req.header("content-type").map_or("", |v| text_in(arena, v));
         let Some(boundary) = multipart::boundary(content_type) else {
             return Some(single(arena, req.body, meta));
         };
@@ -399,8 +399,9 @@ impl HttpServer {
         req: &Request<'a>,
         endpoint: &Endpoint,
     ) -> Meta<'a> {
-        let text = |b: &'a [u8]| text(arena, b);
-        let mut meta = Meta::new_in(arena);
+        let text = |b: &'a [u8]| text_in(arena, b);
+        // The four fixed keys and the headers; query, parameters and cookies are rarer.
+        let mut meta = Meta::with_capacity_in(4 + req.headers.len(), arena);
         meta.set(
             "http_server_user_agent",
             Value::Str(req.header("user-agent").map_or("", text)),
@@ -545,13 +546,6 @@ impl HttpServer {
 }
 
 /// Header bytes as text: borrowed when valid UTF-8, else a lossy copy in the arena.
-fn text<'a>(arena: &'a Bump, b: &'a [u8]) -> &'a str {
-    match std::str::from_utf8(b) {
-        Ok(s) => s,
-        Err(_) => arena.alloc_str(&String::from_utf8_lossy(b)),
-    }
-}
-
 /// A batch of one message.
 fn single<'a>(arena: &'a Bump, payload: &'a [u8], meta: Meta<'a>) -> Batch<'a> {
     let mut batch = BVec::with_capacity_in(1, arena);
