@@ -1,5 +1,6 @@
 //! The `Date` header value (RFC 9110 §5.6.7 IMF-fixdate), formatted once per second per
-//! shard instead of once per response.
+//! shard instead of once per response, and read from the clock by the shard's tick
+//! (every few milliseconds) instead of by every response.
 
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,16 +13,24 @@ pub struct DateCache {
 
 impl Default for DateCache {
     fn default() -> Self {
-        DateCache {
+        let cache = DateCache {
             second: Cell::new(u64::MAX),
             text: Cell::new([0; 29]),
-        }
+        };
+        cache.refresh();
+        cache
     }
 }
 
 impl DateCache {
-    /// Today's value, reformatted only when the second has changed.
+    /// The value as of the last [`DateCache::refresh`].
     pub fn get(&self) -> [u8; 29] {
+        self.text.get()
+    }
+
+    /// Reads the clock, reformatting only when the second has changed. RFC 9110 asks for
+    /// the best available approximation; a tick late is well within it.
+    pub fn refresh(&self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -29,7 +38,6 @@ impl DateCache {
             self.second.set(now);
             self.text.set(format_imf(now));
         }
-        self.text.get()
     }
 }
 
@@ -91,5 +99,19 @@ mod tests {
         assert_eq!(&format_imf(784111777), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(&format_imf(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(&format_imf(1_709_251_199), b"Thu, 29 Feb 2024 23:59:59 GMT");
+    }
+
+    #[test]
+    fn a_new_cache_holds_the_current_date() {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let got = DateCache::default().get();
+        // The second may turn between the two clock reads.
+        assert!(
+            got == format_imf(secs) || got == format_imf(secs + 1),
+            "{got:?}"
+        );
     }
 }

@@ -25,13 +25,21 @@ pub fn write<'h>(
     body: &[u8],
     f: Framing<'_>,
 ) {
+    // Room for a typical head and the body at once, so the appends below do not grow it.
+    out.reserve(160 + body.len());
     out.extend_from_slice(if f.minor == 0 {
         b"HTTP/1.0 "
     } else {
         b"HTTP/1.1 "
     });
-    push_u64(out, u64::from(status));
-    out.push(b' ');
+    // Statuses are three digits (100-999, checked where they are configured).
+    let status = status.clamp(100, 999);
+    out.extend_from_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
@@ -88,10 +96,24 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// RFC 9110 §5.6.2 token characters.
 pub fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.iter().all(|&b| TOKEN[b as usize])
 }
+
+/// `TOKEN[b]`: whether byte `b` may appear in a token (a table: checked per header byte).
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -114,6 +136,24 @@ mod tests {
             "HTTP/1.1 201 Created\r\nX-A: 1\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
              Content-Length: 4\r\n\r\nbody"
         );
+    }
+
+    #[test]
+    fn tokens_are_rfc_9110_tchars() {
+        assert!(is_token(b"X-Request-Id"));
+        assert!(is_token(b"!#$%&'*+-.^_`|~09AZaz"));
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"a:b",
+            b"a(b",
+            b"\"a\"",
+            b"a\x80",
+            b"a/b",
+            b"a\tb",
+        ] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
     }
 
     #[test]

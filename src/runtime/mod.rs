@@ -207,11 +207,13 @@ async fn shard_main(
     }
     let _ = ready.send(Ok(index));
 
-    // The shard's tick: expire request deadlines, return idle memory, notice shutdown.
+    // The shard's tick: expire request deadlines, refresh the Date header, return idle
+    // memory, notice shutdown.
     let mut last_trim = Instant::now();
     loop {
         glommio::timer::sleep(TICK).await;
         let now = Instant::now();
+        shard.date.refresh();
         shard.txns.expire(now);
         if shard.released.get() && now - last_trim >= RELEASE_EVERY {
             // Buffers freed by idle connections stay in malloc's free lists (RSS)
