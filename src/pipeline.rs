@@ -4,7 +4,6 @@
 //! response, close the entry.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bumpalo::Bump;
 use futures_lite::future;
@@ -17,7 +16,7 @@ use crate::components::{Build, BuildError, Context};
 use crate::config::Config;
 use crate::http::response::{self, Framing};
 use crate::message::Batch;
-use crate::metrics::{ComponentMetrics, Family, Registry};
+use crate::metrics::{ComponentMetrics, Family, Registry, Stopwatch};
 use crate::transaction::{Outcome, ResponseStore, Transactions};
 
 /// A shard's built pipeline (`!Send`: each shard builds its own from the config).
@@ -81,13 +80,19 @@ impl Pipeline {
         mut batch: Batch<'a>,
         answer: impl FnOnce(Outcome, &ResponseStore) -> R,
     ) -> R {
-        let start = Instant::now();
+        let clock = Stopwatch::start();
+        let start = clock.last();
         self.input_metrics.count.add(1);
         let id = txns.begin(
             start + self.input.timeout(),
             self.input.reads_response_meta(),
         );
-        let cx = Context { arena, txns, id };
+        let cx = Context {
+            arena,
+            txns,
+            id,
+            clock: &clock,
+        };
         let work = async {
             processors::run_all(&self.processors, &cx, &mut batch);
             if batch.is_empty() {
@@ -106,10 +111,14 @@ impl Pipeline {
         {
             Some(Ok(())) => Outcome::Acked,
             Some(Err(e)) => Outcome::Nacked(e),
-            None => Outcome::TimedOut,
+            None => {
+                clock.lap();
+                Outcome::TimedOut
+            }
         };
         let answered = txns.finish(id, |store| answer(outcome, store));
-        self.input_metrics.latency.record(start.elapsed());
+        // Upstream's input latency ends at the ack: the output's last reading.
+        self.input_metrics.latency.record(clock.last() - start);
         answered
     }
 }

@@ -221,3 +221,34 @@ fn https_upstream_with_a_private_ca() {
     assert_eq!(r.status, 502);
     assert!(r.text().contains("TLS handshake"), "{}", r.text());
 }
+
+/// The `_sum` of latency histogram `family` for the component at `path`, in ns.
+fn latency_sum(metrics: &str, family: &str, path: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{family}_latency_ns_sum{{")) && l.contains(path))
+        .unwrap_or_else(|| panic!("no {family} latency for {path} in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn latency_metrics_put_the_upstream_wait_on_the_output_and_input() {
+    let up = Upstream::start(|_, _| {
+        std::thread::sleep(Duration::from_millis(100));
+        Reply::Send(200, vec![], b"ok".to_vec())
+    });
+    let s = proxy(
+        &up,
+        "pipeline:\n  processors:\n    - mapping: root = this\n",
+        "",
+    );
+    assert_eq!(post(&s, r#"{"a":1}"#).status, 200);
+    let m = exchange(s.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").text();
+    let waited = Duration::from_millis(100).as_nanos() as u64;
+    let processor = latency_sum(&m, "processor", "path=\"root.pipeline.processors.0\"");
+    let output = latency_sum(&m, "output", "path=\"root.output\"");
+    let input = latency_sum(&m, "input", "path=\"root.input\"");
+    assert!(processor < waited / 2, "processor {processor} ns");
+    assert!(output >= waited, "output {output} ns");
+    assert!(input >= output + processor, "input {input} ns");
+}

@@ -8,7 +8,7 @@ pub mod processors;
 use bumpalo::Bump;
 use serde::Deserialize;
 
-use crate::metrics::Registry;
+use crate::metrics::{Registry, Stopwatch};
 use crate::transaction::{InFlightId, Transactions};
 
 /// What a component sees of the request it is working on.
@@ -20,6 +20,8 @@ pub struct Context<'a> {
     pub txns: &'a Transactions,
     /// This request's slab key.
     pub id: InFlightId,
+    /// This request's clock for latency metrics.
+    pub clock: &'a Stopwatch,
 }
 
 /// What building a component needs: where its metrics go and its config path

@@ -19,7 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
 
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
@@ -112,7 +111,7 @@ impl Output {
 
     /// Delivers `batch` (this output's own copy) and resolves with its ack.
     pub async fn send<'a>(&self, cx: &Context<'a>, mut batch: Batch<'a>) -> Result<(), Nack> {
-        let start = Instant::now();
+        let start = cx.clock.last();
         processors::run_all(&self.processors, cx, &mut batch);
         if batch.is_empty() {
             // Everything was deleted by processors: nothing to deliver, and that is an ack.
@@ -137,7 +136,7 @@ impl Output {
             }
             Err(_) => self.metrics.error.add(1),
         }
-        self.metrics.latency.record(start.elapsed());
+        self.metrics.latency.record(cx.clock.lap() - start);
         result
     }
 

@@ -12,7 +12,6 @@ pub mod sync_response;
 pub mod try_;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::config::Component;
 use crate::message::Batch;
@@ -86,7 +85,7 @@ impl Processor {
 
     /// Runs on every message of the batch; failures flag messages, they never stop them.
     pub fn process<'a>(&self, cx: &Context<'a>, batch: &mut Batch<'a>) {
-        let start = Instant::now();
+        let start = cx.clock.last();
         self.metrics.count.add(batch.len() as u64);
         let errors = match &self.kind {
             Kind::Mapping(m) => m.process(cx, batch),
@@ -99,7 +98,7 @@ impl Processor {
             Kind::Switch(s) => s.process(cx, batch),
         };
         self.metrics.error.add(errors);
-        self.metrics.latency.record(start.elapsed());
+        self.metrics.latency.record(cx.clock.lap() - start);
     }
 }
 
