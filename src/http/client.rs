@@ -90,7 +90,7 @@ pub fn write_request<'h>(
     }
     if !body.is_empty() || !matches!(verb, "GET" | "HEAD" | "DELETE" | "OPTIONS") {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
+        super::response::push_u64(out, body.len() as u64);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -184,7 +184,10 @@ pub fn parse_response_head(
     let mut chunked = false;
     let mut close = minor == 0;
     for h in resp.headers.iter() {
-        let value = String::from_utf8_lossy(h.value);
+        let value = match crate::message::utf8(h.value) {
+            Some(v) => std::borrow::Cow::Borrowed(v),
+            None => String::from_utf8_lossy(h.value),
+        };
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: u64 = value
                 .trim()
@@ -235,20 +238,22 @@ pub fn parse_response_head(
     }))
 }
 
-/// Incremental body reader for one response.
-pub struct BodyReader {
+/// Incremental body reader for one response, appending to the caller's buffer (which
+/// the caller can reuse across responses).
+pub struct BodyReader<'b> {
     framing: BodyFraming,
     chunked: ChunkedDecoder,
     /// Body bytes so far.
-    pub body: Vec<u8>,
+    body: &'b mut Vec<u8>,
 }
 
-impl BodyReader {
-    pub fn new(framing: BodyFraming) -> Self {
+impl<'b> BodyReader<'b> {
+    /// Reads into `body`, which should be empty.
+    pub fn new(framing: BodyFraming, body: &'b mut Vec<u8>) -> Self {
         BodyReader {
             framing,
             chunked: ChunkedDecoder::default(),
-            body: Vec::new(),
+            body,
         }
     }
 
@@ -264,7 +269,7 @@ impl BodyReader {
                 Ok((take, self.body.len() as u64 == n))
             }
             BodyFraming::Chunked => {
-                let used = self.chunked.decode(input, &mut self.body, limits)?;
+                let used = self.chunked.decode(input, self.body, limits)?;
                 Ok((used, self.chunked.is_done()))
             }
             BodyFraming::Close => {
@@ -384,13 +389,14 @@ mod tests {
     #[test]
     fn body_reader_across_pieces() {
         let l = Limits::default();
-        let mut r = BodyReader::new(BodyFraming::Chunked);
+        let mut body = Vec::new();
+        let mut r = BodyReader::new(BodyFraming::Chunked, &mut body);
         let (n, done) = r.feed(b"3\r\nab", &l).unwrap();
         assert!(!done);
         let mut rest = b"3\r\nab"[n..].to_vec();
         rest.extend_from_slice(b"c\r\n0\r\n\r\n");
         let (_, done) = r.feed(&rest, &l).unwrap();
         assert!(done);
-        assert_eq!(r.body, b"abc");
+        assert_eq!(body, b"abc");
     }
 }

@@ -80,7 +80,8 @@ pub fn write_text(out: &mut Vec<u8>, status: u16, body: &str, f: Framing<'_>) {
 /// `HTTP/1.1 100 Continue` (RFC 9110 §15.2.1).
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+/// Appends `n` in decimal.
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

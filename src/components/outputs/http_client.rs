@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration as StdDuration, Instant};
 
+use bumpalo::collections::Vec as BVec;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -145,8 +146,10 @@ pub struct HttpClient {
     /// Idle connections per origin (few origins: a list is cheaper than hashing a key
     /// that would have to be allocated per request).
     pool: RefCell<Vec<(Origin, Vec<Idle>)>>,
-    /// Read buffers reused across exchanges.
-    buffers: RefCell<Vec<Vec<u8>>>,
+    /// Buffers reused across exchanges: to read responses into, and to append requests
+    /// and response bodies to.
+    read_buffers: RefCell<Vec<Vec<u8>>>,
+    append_buffers: RefCell<Vec<Vec<u8>>>,
     in_flight: Rc<Semaphore>,
     dns: RefCell<HashMap<String, (Vec<SocketAddr>, Instant)>>,
     basic_auth: Option<String>,
@@ -155,9 +158,9 @@ pub struct HttpClient {
 }
 
 /// What one exchange produced.
-struct Exchange {
+struct Exchange<'c> {
     head: ResponseHead,
-    body: Vec<u8>,
+    body: Buffer<'c>,
 }
 
 impl HttpClient {
@@ -182,7 +185,8 @@ impl HttpClient {
                 ..Limits::default()
             },
             pool: RefCell::new(Vec::new()),
-            buffers: RefCell::new(Vec::new()),
+            read_buffers: RefCell::new(Vec::new()),
+            append_buffers: RefCell::new(Vec::new()),
             in_flight: Rc::new(Semaphore::new(conf.max_in_flight.max(1) as u64)),
             dns: RefCell::new(HashMap::new()),
             basic_auth,
@@ -218,7 +222,7 @@ impl HttpClient {
             .0
             .render(cx.arena, batch, index)
             .map_err(|e| format!("url: {e}"))?;
-        let mut headers: Vec<(&str, &[u8])> = Vec::new();
+        let mut headers: BVec<(&str, &[u8])> = BVec::new_in(cx.arena);
         for (name, value) in &self.conf.headers {
             let v = value
                 .0
@@ -245,7 +249,10 @@ impl HttpClient {
         let mut backoff = self.conf.retry_period.0;
         let mut attempt = 0;
         loop {
-            let (error, wait) = match self.exchange(url, &self.conf.verb, &headers, body).await {
+            let (error, wait) = match self
+                .exchange(cx, url, &self.conf.verb, &headers, body)
+                .await
+            {
                 Ok(x) if self.is_success(x.head.status) => {
                     if self.conf.propagate_response {
                         self.store_response(cx, msg, &x);
@@ -305,8 +312,9 @@ impl HttpClient {
                 }
             }
         }
+        // The store copies the payload into its own buffer: no arena copy first.
         let msg = Message {
-            payload: cx.arena.alloc_slice_copy(&x.body),
+            payload: &x.body,
             meta,
             error: None,
         };
@@ -316,11 +324,12 @@ impl HttpClient {
     /// One request/response, following redirects, bounded by `timeout`.
     async fn exchange(
         &self,
+        cx: &Context<'_>,
         url: &str,
         verb: &str,
         headers: &[(&str, &[u8])],
         body: &[u8],
-    ) -> Result<Exchange, String> {
+    ) -> Result<Exchange<'_>, String> {
         let _permit = self
             .in_flight
             .acquire_permit(1)
@@ -334,7 +343,7 @@ impl HttpClient {
             let mut body = body;
             for _ in 0..=MAX_REDIRECTS {
                 let u = client::parse_url(&location)?;
-                let x = self.round_trip(&u, &verb, headers, body).await?;
+                let x = self.round_trip(cx, &u, &verb, headers, body).await?;
                 let redirect = self.conf.follow_redirects
                     && matches!(x.head.status, 301 | 302 | 303 | 307 | 308);
                 let Some(next) = x.head.header("location").filter(|_| redirect) else {
@@ -360,41 +369,52 @@ impl HttpClient {
     /// out dead (closed while idle) is retried once on a fresh connection.
     async fn round_trip(
         &self,
+        cx: &Context<'_>,
         u: &Url<'_>,
         verb: &str,
         headers: &[(&str, &[u8])],
         body: &[u8],
-    ) -> Result<Exchange, String> {
-        let mut req = Vec::with_capacity(256 + body.len());
-        client::write_request(&mut req, verb, u, headers.iter().copied(), body);
-        if let Some(stream) = self.checkout(u) {
+    ) -> Result<Exchange<'_>, String> {
+        let mut req = Buffer::for_appending(&self.append_buffers);
+        client::write_request(&mut req.0, verb, u, headers.iter().copied(), body);
+        // Pool ages need no fresh clock read: the request's latest one is microseconds old.
+        let now = cx.clock.last();
+        if let Some(stream) = self.checkout(u, now) {
             match self.on(stream, &req, verb).await {
-                Ok((x, stream)) => return Ok(self.checkin(u, x, stream)),
+                Ok((x, stream)) => return Ok(self.checkin(u, x, stream, now)),
                 Err((e, got_bytes)) if got_bytes => return Err(e),
                 Err(_) => {} // dead before answering: try a fresh connection
             }
         }
-        let stream = self.connect(u).await?;
+        // Boxed: connecting (TLS included) is rare, and its future would otherwise make
+        // every exchange's future, and each move of it, that much larger.
+        let stream = Box::pin(self.connect(u)).await?;
         match self.on(stream, &req, verb).await {
-            Ok((x, stream)) => Ok(self.checkin(u, x, stream)),
+            Ok((x, stream)) => Ok(self.checkin(u, x, stream, now)),
             Err((e, _)) => Err(e),
         }
     }
 
-    fn checkout(&self, u: &Url<'_>) -> Option<Conn> {
+    fn checkout(&self, u: &Url<'_>, now: Instant) -> Option<Conn> {
         let mut pool = self.pool.borrow_mut();
         let (_, idle) = pool
             .iter_mut()
             .find(|((h, p, t), _)| h == u.host && *p == u.port && *t == u.tls)?;
         while let Some(c) = idle.pop() {
-            if c.since.elapsed() < POOL_IDLE {
+            if now.saturating_duration_since(c.since) < POOL_IDLE {
                 return Some(c.stream);
             }
         }
         None
     }
 
-    fn checkin(&self, u: &Url<'_>, x: (Exchange, bool), stream: Conn) -> Exchange {
+    fn checkin<'c>(
+        &'c self,
+        u: &Url<'_>,
+        x: (Exchange<'c>, bool),
+        stream: Conn,
+        now: Instant,
+    ) -> Exchange<'c> {
         let (exchange, reusable) = x;
         if reusable {
             let mut pool = self.pool.borrow_mut();
@@ -410,10 +430,7 @@ impl HttpClient {
             };
             let idle = &mut pool[at].1;
             if idle.len() < self.conf.max_in_flight {
-                idle.push(Idle {
-                    stream,
-                    since: Instant::now(),
-                });
+                idle.push(Idle { stream, since: now });
             }
         }
         exchange
@@ -486,7 +503,7 @@ impl HttpClient {
         mut stream: Conn,
         req: &[u8],
         verb: &str,
-    ) -> Result<((Exchange, bool), Conn), (String, bool)> {
+    ) -> Result<((Exchange<'_>, bool), Conn), (String, bool)> {
         // TLS buffers records: flush so the request leaves now.
         if let Err(e) = async {
             stream.write_all(req).await?;
@@ -496,7 +513,7 @@ impl HttpClient {
         {
             return Err((format!("write: {e}"), false));
         }
-        let mut buf = Buffer::take(&self.buffers);
+        let mut buf = Buffer::for_reading(&self.read_buffers);
         let buf = &mut buf.0;
         let mut filled = 0;
         let head = loop {
@@ -514,7 +531,8 @@ impl HttpClient {
                 Err(e) => return Err((format!("read: {e}"), filled > 0)),
             }
         };
-        let mut reader = BodyReader::new(head.framing);
+        let mut body = Buffer::for_appending(&self.append_buffers);
+        let mut reader = BodyReader::new(head.framing, &mut body.0);
         let mut start = head.len;
         loop {
             let (used, done) = reader
@@ -524,30 +542,12 @@ impl HttpClient {
             if done {
                 // Bytes after the response mean the framing is off: do not reuse.
                 let reusable = head.keep_alive && start == filled;
-                return Ok((
-                    (
-                        Exchange {
-                            body: reader.body,
-                            head,
-                        },
-                        reusable,
-                    ),
-                    stream,
-                ));
+                return Ok(((Exchange { body, head }, reusable), stream));
             }
             start = 0;
             match stream.read(&mut buf[..]).await {
                 Ok(0) if reader.eof_completes() => {
-                    return Ok((
-                        (
-                            Exchange {
-                                body: reader.body,
-                                head,
-                            },
-                            false,
-                        ),
-                        stream,
-                    ));
+                    return Ok(((Exchange { body, head }, false), stream));
                 }
                 Ok(0) => return Err(("connection closed mid-response".into(), true)),
                 Ok(n) => filled = n,
@@ -557,20 +557,37 @@ impl HttpClient {
     }
 }
 
-/// A read buffer borrowed from the client's free list and given back on drop.
+/// A buffer borrowed from one of the client's free lists and given back on drop, so a
+/// steady stream of exchanges allocates none.
 struct Buffer<'b>(Vec<u8>, &'b RefCell<Vec<Vec<u8>>>);
 
 impl<'b> Buffer<'b> {
-    fn take(free: &'b RefCell<Vec<Vec<u8>>>) -> Self {
+    /// 8 KiB (or more, once grown) of initialised bytes to read into.
+    fn for_reading(free: &'b RefCell<Vec<Vec<u8>>>) -> Self {
         let buf = free.borrow_mut().pop().unwrap_or_else(|| vec![0; 8192]);
         Buffer(buf, free)
+    }
+
+    /// An empty buffer to append to (a request, a response body).
+    fn for_appending(free: &'b RefCell<Vec<Vec<u8>>>) -> Self {
+        let mut buf = free.borrow_mut().pop().unwrap_or_default();
+        buf.clear();
+        Buffer(buf, free)
+    }
+}
+
+impl std::ops::Deref for Buffer<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
 
 impl Drop for Buffer<'_> {
     fn drop(&mut self) {
-        // Oversized buffers (a large response) are not kept.
-        if self.0.len() <= 64 * 1024 {
+        // Oversized buffers (a large request or response) are not kept.
+        if self.0.capacity() <= 64 * 1024 {
             self.1.borrow_mut().push(std::mem::take(&mut self.0));
         }
     }
