@@ -285,17 +285,24 @@ warm_up() { # SYSTEM-INDEX
   run_loadgen "$k" -d "${WARMUP_SECS}s" >/dev/null 2>&1 || true
 }
 
-# Round-robin: each round measures every system once (max, then 50% and 90% of it).
-# Round r starts with the r-th system, so that no system is always measured first.
+# Round-robin: each round measures every system once (max, then 50% and 90% of it),
+# then every system again at one common rate, half the lowest maximum of the round
+# ("same50"): latency at equal offered load, which per-system shares do not give (a
+# faster system's 50% is a higher rate). Round r starts with the r-th system, so that
+# no system is always measured first.
 measure_scenario() { # SCENARIO
-  local round i k rps rate n=${#names[@]}
+  local round i k rps rate lowest n=${#names[@]}
   for k in "${!names[@]}"; do warm_up "$k"; done
   for round in $(seq "$ROUNDS"); do
+    lowest=
     for i in $(seq 0 $((n - 1))); do
       k=$(((i + round - 1) % n))
       row "$1" "${names[$k]}" "$round" max "" "$k"
       emit "$1" "${names[$k]}" "$round" max
       rps=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+      if [ -n "$rps" ]; then
+        lowest=$(awk -v r="$rps" -v l="${lowest:-}" 'BEGIN {print (l == "" || r < l) ? r : l}')
+      fi
       for pct in 50 90; do
         rate=$(awk -v r="${rps:-0}" -v p=$pct 'BEGIN {printf "%.0f", r * p / 100}')
         if [ "$rate" -gt 0 ]; then
@@ -309,6 +316,13 @@ measure_scenario() { # SCENARIO
         wrk_row "$1" "nginx-return-200/wrk" "$round" "${urls[$k]}"
         emit "$1" "nginx-return-200/wrk" "$round" max
       fi
+    done
+    rate=$(awk -v r="${lowest:-0}" 'BEGIN {printf "%.0f", r / 2}')
+    [ "$rate" -gt 0 ] || continue
+    for i in $(seq 0 $((n - 1))); do
+      k=$(((i + round - 1) % n))
+      row "$1" "${names[$k]}" "$round" same50 "$rate" "$k"
+      emit "$1" "${names[$k]}" "$round" same50
     done
   done
 }

@@ -13,8 +13,13 @@ use serde_json::Value;
 const PALETTE: [&str; 6] = [
     "#1f6fb4", "#e8772e", "#2f9e44", "#c92a2a", "#7950f2", "#8c6d31",
 ];
-/// The open-loop loads run.sh measures, as it names them, and how to print them.
-const OPEN_LOADS: [(&str, &str); 2] = [("open50", "50% of max"), ("open90", "90% of max")];
+/// The open-loop loads run.sh measures, as it names them, and how to print them:
+/// shares of each system's own maximum, and one rate common to every system.
+const OPEN_LOADS: [(&str, &str); 3] = [
+    ("open50", "50% of max"),
+    ("open90", "90% of max"),
+    ("same50", "50% of the round's lowest max"),
+];
 
 pub fn main(args: &[String]) -> Result<(), String> {
     let [path] = args else {
@@ -48,7 +53,7 @@ struct Scenario<'a> {
 /// All rounds of one system in one scenario.
 struct System<'a> {
     name: &'a str,
-    /// Rows by load (`max`, `open50`, `open90`), one per round.
+    /// Rows by load (`max`, `open50`, `open90`, `same50`), one per round.
     rows: Vec<&'a Value>,
 }
 
@@ -262,7 +267,8 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
     }
     out.push_str(
         "\n## Latency at a fixed rate (open loop)\n\nEach system at 50% and 90% of its own \
-         closed-loop maximum of the same round; latency runs from each request's intended \
+         closed-loop maximum of the same round, then every system at one rate, half the \
+         lowest maximum of the round (equal offered load); latency runs from each request's intended \
          send time, so queueing behind a busy connection counts. Microseconds. Requests \
          still queued at the end mean the rate was not kept (by the server, or by the \
          client: in open loop it pays a wake-up of the idle server on most sends); the \
@@ -708,6 +714,10 @@ mod tests {
                  "target_rate": 50000.0,
                  "client": {"rps": 50000.0, "latency_us": {"p50": 40.0}, "backlog_at_end": 0,
                              "percentiles_us": [[0.0, 10.0], [50.0, 40.0], [100.0, 900.0]]}},
+                {"scenario": "weather", "system": "sluice", "round": 1, "load": "same50",
+                 "target_rate": 30000.0,
+                 "client": {"rps": 30000.0, "latency_us": {"p50": 35.0}, "backlog_at_end": 0,
+                             "percentiles_us": [[0.0, 10.0], [50.0, 35.0], [100.0, 800.0]]}},
                 {"scenario": "weather", "system": "nginx", "round": 1, "load": "max",
                  "error": "nginx did not start"}
             ]
@@ -722,6 +732,12 @@ mod tests {
         );
         assert!(
             md.contains("| weather | sluice | 50% of max | 50000 | 50000 | 0 | 40.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| weather | sluice | 50% of the round's lowest max | 30000 | 30000 | 0 | 35.0 |"
+            ),
             "{md}"
         );
         assert!(
