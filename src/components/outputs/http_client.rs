@@ -377,11 +377,11 @@ impl HttpClient {
     ) -> Result<Exchange<'_>, String> {
         let mut req = Buffer::for_appending(&self.append_buffers);
         client::write_request(&mut req.0, verb, u, headers.iter().copied(), body);
-        // Pool ages need no fresh clock read: the request's latest one is microseconds old.
-        let now = cx.clock.last();
-        if let Some(stream) = self.checkout(u, now) {
+        // A pooled connection's age needs no fresh clock read: the request's latest one
+        // is microseconds old.
+        if let Some(stream) = self.checkout(u, cx.clock.last()) {
             match self.on(stream, &req, verb).await {
-                Ok((x, stream)) => return Ok(self.checkin(u, x, stream, now)),
+                Ok((x, stream)) => return Ok(self.checkin(u, x, stream)),
                 Err((e, got_bytes)) if got_bytes => return Err(e),
                 Err(_) => {} // dead before answering: try a fresh connection
             }
@@ -390,7 +390,7 @@ impl HttpClient {
         // every exchange's future, and each move of it, that much larger.
         let stream = Box::pin(self.connect(u)).await?;
         match self.on(stream, &req, verb).await {
-            Ok((x, stream)) => Ok(self.checkin(u, x, stream, now)),
+            Ok((x, stream)) => Ok(self.checkin(u, x, stream)),
             Err((e, _)) => Err(e),
         }
     }
@@ -408,13 +408,7 @@ impl HttpClient {
         None
     }
 
-    fn checkin<'c>(
-        &'c self,
-        u: &Url<'_>,
-        x: (Exchange<'c>, bool),
-        stream: Conn,
-        now: Instant,
-    ) -> Exchange<'c> {
+    fn checkin<'c>(&'c self, u: &Url<'_>, x: (Exchange<'c>, bool), stream: Conn) -> Exchange<'c> {
         let (exchange, reusable) = x;
         if reusable {
             let mut pool = self.pool.borrow_mut();
@@ -430,7 +424,10 @@ impl HttpClient {
             };
             let idle = &mut pool[at].1;
             if idle.len() < self.conf.max_in_flight {
-                idle.push(Idle { stream, since: now });
+                idle.push(Idle {
+                    stream,
+                    since: Instant::now(),
+                });
             }
         }
         exchange
