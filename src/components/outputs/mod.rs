@@ -118,14 +118,27 @@ impl Output {
             return Ok(());
         }
         let count = batch.len() as u64;
+        // Outputs that wait (for I/O or for child outputs) have their send boxed in the
+        // arena: those futures are kilobytes, and inline they would make every request's
+        // future that large, and each move of it (into the arena, into the race with the
+        // deadline) a copy of kilobytes, even for a `sync_response` pipeline.
+        let arena = cx.arena;
         let result = match &self.kind {
+            Kind::Broker(b) => boxed(arena, b.send(cx, batch)).await,
             Kind::Drop => Ok(()),
+            Kind::DropOn(d) => boxed(arena, d.send(cx, batch)).await,
+            Kind::Fallback(f) => boxed(arena, f.send(cx, batch)).await,
+            Kind::HttpClient(h) => boxed(arena, h.send(cx, batch)).await,
+            Kind::Kafka(k) => boxed(arena, k.send(cx, batch)).await,
             Kind::Reject(r) => Err(r.reason(cx, &batch)),
+            Kind::RejectErrored(child) => {
+                boxed(arena, reject_errored::send(child, cx, batch)).await
+            }
+            Kind::Switch(s) => boxed(arena, s.send(cx, batch)).await,
             Kind::SyncResponse => {
                 sync_response::send(cx, &batch);
                 Ok(())
             }
-            _ => self.deliver(cx, batch).await,
         };
         match &result {
             // Kafka counts its produce requests itself: those are its batches.
@@ -138,26 +151,6 @@ impl Output {
         }
         self.metrics.latency.record(cx.clock.lap() - start);
         result
-    }
-
-    /// The send of an output that waits (for I/O or for child outputs), boxed in the
-    /// arena. Those futures are kilobytes; inline, they would make every request's
-    /// future that large, and each move of it (into the arena, into `or`) a copy of
-    /// kilobytes, even for a `sync_response` pipeline.
-    fn deliver<'f, 'a: 'f>(&'f self, cx: &'f Context<'a>, batch: Batch<'a>) -> SendFuture<'f> {
-        let arena = cx.arena;
-        match &self.kind {
-            Kind::Broker(b) => boxed(arena, b.send(cx, batch)),
-            Kind::DropOn(d) => boxed(arena, d.send(cx, batch)),
-            Kind::Fallback(f) => boxed(arena, f.send(cx, batch)),
-            Kind::HttpClient(h) => boxed(arena, h.send(cx, batch)),
-            Kind::Kafka(k) => boxed(arena, k.send(cx, batch)),
-            Kind::RejectErrored(child) => boxed(arena, reject_errored::send(child, cx, batch)),
-            Kind::Switch(s) => boxed(arena, s.send(cx, batch)),
-            Kind::Drop | Kind::Reject(_) | Kind::SyncResponse => {
-                unreachable!("answered in Output::send without waiting")
-            }
-        }
     }
 
     /// [`Output::send`] boxed in the arena, for outputs that hold other outputs.
