@@ -6,6 +6,8 @@
 //! the request it belongs to, so copying one (a broker's fan-out) is a handful of words
 //! plus the metadata list, and dropping the whole request is one arena reset.
 
+use std::borrow::Cow;
+
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 
@@ -38,12 +40,20 @@ pub fn utf8(b: &[u8]) -> Option<&str> {
     }
 }
 
-/// `b` as text: itself when it is UTF-8, else a copy in `arena` with U+FFFD for each
-/// invalid sequence (as Go's string conversion shows it).
-pub fn text_in<'a>(arena: &'a Bump, b: &'a [u8]) -> &'a str {
+/// `b` as text: borrowed when it is UTF-8, else a copy with U+FFFD for each invalid
+/// sequence (as Go's string conversion shows it).
+pub fn text(b: &[u8]) -> Cow<'_, str> {
     match utf8(b) {
-        Some(s) => s,
-        None => arena.alloc_str(&String::from_utf8_lossy(b)),
+        Some(s) => Cow::Borrowed(s),
+        None => String::from_utf8_lossy(b),
+    }
+}
+
+/// [`text`], with the rare copy in `arena`.
+pub fn text_in<'a>(arena: &'a Bump, b: &'a [u8]) -> &'a str {
+    match text(b) {
+        Cow::Borrowed(s) => s,
+        Cow::Owned(s) => arena.alloc_str(&s),
     }
 }
 
@@ -186,10 +196,7 @@ pub fn write_json(v: &Value<'_>, out: &mut impl JsonOut) {
             }
         }
         Value::Str(s) => write_json_bytes(s.as_bytes(), out),
-        Value::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) => write_json_bytes(s.as_bytes(), out),
-            Err(_) => write_json_bytes(String::from_utf8_lossy(b).as_bytes(), out),
-        },
+        Value::Bytes(b) => write_json_bytes(text(b).as_bytes(), out),
         Value::Array(items) => {
             out.put_byte(b'[');
             for (i, it) in items.iter().enumerate() {

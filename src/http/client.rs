@@ -184,10 +184,7 @@ pub fn parse_response_head(
     let mut chunked = false;
     let mut close = minor == 0;
     for h in resp.headers.iter() {
-        let value = match crate::message::utf8(h.value) {
-            Some(v) => std::borrow::Cow::Borrowed(v),
-            None => String::from_utf8_lossy(h.value),
-        };
+        let value = crate::message::text(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: u64 = value
                 .trim()

@@ -545,7 +545,6 @@ impl HttpServer {
     }
 }
 
-/// Header bytes as text: borrowed when valid UTF-8, else a lossy copy in the arena.
 /// A batch of one message.
 fn single<'a>(arena: &'a Bump, payload: &'a [u8], meta: Meta<'a>) -> Batch<'a> {
     let mut batch = BVec::with_capacity_in(1, arena);
