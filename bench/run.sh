@@ -175,6 +175,7 @@ json_str() { # a JSON string literal
   printf '"%s"' "$(printf '%s' "$s" | tr '\n\t' '  ' | tr -d '\000-\037')"
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+share() { awk -v r="${1:-0}" -v p="$2" 'BEGIN {printf "%.0f", r * p / 100}'; } # PCT% of RATE
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hz=$(getconf CLK_TCK)
 
@@ -304,7 +305,7 @@ measure_scenario() { # SCENARIO
         lowest=$(awk -v r="$rps" -v l="${lowest:-}" 'BEGIN {print (l == "" || r < l) ? r : l}')
       fi
       for pct in 50 90; do
-        rate=$(awk -v r="${rps:-0}" -v p=$pct 'BEGIN {printf "%.0f", r * p / 100}')
+        rate=$(share "$rps" $pct)
         if [ "$rate" -gt 0 ]; then
           row "$1" "${names[$k]}" "$round" "open$pct" "$rate" "$k"
         else
@@ -317,7 +318,7 @@ measure_scenario() { # SCENARIO
         emit "$1" "nginx-return-200/wrk" "$round" max
       fi
     done
-    rate=$(awk -v r="${lowest:-0}" 'BEGIN {printf "%.0f", r / 2}')
+    rate=$(share "$lowest" 50)
     [ "$rate" -gt 0 ] || continue
     for i in $(seq 0 $((n - 1))); do
       k=$(((i + round - 1) % n))
