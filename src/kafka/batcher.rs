@@ -256,8 +256,8 @@ fn lost() -> Nack {
 }
 
 fn spawn_linger(inner: Rc<Inner>, key: (Arc<str>, i32), generation: u64) {
-    glommio::spawn_local(async move {
-        glommio::timer::sleep(inner.limits.linger).await;
+    crate::runtime::poller::spawn(async move {
+        crate::runtime::poller::sleep(inner.limits.linger).await;
         let due =
             inner.pending.borrow().get(&key).is_some_and(|p| {
                 p.generation == generation && !p.in_flight && !p.records.is_empty()
@@ -270,7 +270,7 @@ fn spawn_linger(inner: Rc<Inner>, key: (Arc<str>, i32), generation: u64) {
 }
 
 fn spawn_flush(inner: Rc<Inner>, key: (Arc<str>, i32)) {
-    glommio::spawn_local(flush(inner, key)).detach();
+    crate::runtime::poller::spawn(flush(inner, key)).detach();
 }
 
 /// Waits for an in-flight slot, cuts the partition's batch and sends it.

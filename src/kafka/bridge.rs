@@ -8,7 +8,9 @@
 //! tokio's oneshot channel is runtime-agnostic: completing it from the tokio thread
 //! calls the glommio task's `Waker`, which glommio turns into a cross-thread
 //! notification (its foreign-waker queue plus an eventfd), so the shard task resumes
-//! on its own thread.
+//! on its own thread. glommio sees that queue in its reactor; a shard's driver may be
+//! blocked in epoll instead, so the answer also rings the shard's
+//! [`Alarm`](crate::runtime::poller::Alarm).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -77,9 +79,14 @@ where
     F::Output: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
+    // The shard's driver may block in epoll; the alarm makes it see the wake.
+    let alarm = crate::runtime::poller::alarm();
     handle().spawn(async move {
         // The receiver may be gone (the request hit its deadline): nothing to do then.
         let _ = tx.send(fut.await);
+        if let Some(a) = alarm {
+            a.ring();
+        }
     });
     Reply(rx)
 }

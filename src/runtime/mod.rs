@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::components::inputs::InputKind;
@@ -86,10 +85,14 @@ fn start(config: Config) -> Result<i32, String> {
         );
         let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("sluice-shard-{index}"))
-            .io_memory(io_memory);
+            .io_memory(io_memory)
+            // glommio's own spin when its run queue is empty: long enough for the
+            // poller's reactor visit (a timer due 1 us after it is set) to fire without
+            // a sleep, short against any real wait.
+            .spin_before_park(Duration::from_micros(10));
         let handle = builder
-            .spawn(move || async move {
-                shard_main(index, config, plans, global, metrics, ready).await;
+            .spawn(move || {
+                poller::Counted(shard_main(index, config, plans, global, metrics, ready))
             })
             .map_err(|e| format!("cannot start shard {index} on CPU {cpu}: {e}"))?;
         handles.push(handle);
@@ -199,7 +202,7 @@ async fn shard_main(
                 Limits::default()
             },
         });
-        tasks.push(glommio::spawn_local(server::serve(
+        tasks.push(poller::spawn(server::serve(
             shard.clone(),
             listener,
             routes,
@@ -211,7 +214,7 @@ async fn shard_main(
     // memory, notice shutdown.
     let mut last_trim = Instant::now();
     loop {
-        glommio::timer::sleep(TICK).await;
+        crate::runtime::poller::sleep(TICK).await;
         let now = Instant::now();
         shard.date.refresh();
         shard.txns.expire(now);
@@ -238,16 +241,16 @@ async fn shard_main(
 
 /// Every shard binds the same address with SO_REUSEPORT (the kernel spreads
 /// connections across them); SO_REUSEADDR lets a restart bind past TIME_WAIT.
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::{FromRawFd, IntoRawFd};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: the fd is a bound, listening TCP socket that we own and hand over whole.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    // Accepted with non-blocking `accept4` calls, in the shard's poller.
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Pending connections per shard listener.

@@ -1,4 +1,5 @@
-//! `Poller`: the readiness of this shard's sockets, from one edge-triggered epoll set.
+//! `Poller`: the readiness of this shard's sockets, from one edge-triggered epoll set,
+//! and the one place the shard's thread waits for them.
 //!
 //! glommio waits on a socket with a one-shot io_uring poll. glommio 0.9 sets its rings
 //! up without `IORING_SETUP_COOP_TASKRUN`, so a poll that completes while the shard is
@@ -10,11 +11,31 @@
 //! Here each socket is added once, at creation, to an epoll set of its shard, with
 //! `EPOLLET`. The kernel then queues readiness silently, however busy the shard is, and
 //! one driver task collects it with `epoll_wait(.., 0)` and wakes the sockets' tasks:
-//! the way an nginx worker runs. Only when turns have found nothing for
-//! `runtime.spin_before_park` does the driver wait through glommio, with one io_uring
-//! poll on the epoll descriptor itself; so an idle shard still sleeps in glommio's
-//! reactor and wakes for its timers and other I/O. A busy shard goes through that
-//! reactor too, at least every `REACTOR_EVERY` (the wait then completes at once).
+//! the way an nginx worker runs.
+//!
+//! When a turn finds nothing, the driver waits in one of two ways:
+//!
+//! - **Blocking in `epoll_wait`**, for at most the rest of `REACTOR_EVERY`, while
+//!   requests come (the last event is less than `PARK_AFTER` old). glommio's own sleep
+//!   costs about a dozen syscalls (io_uring submissions, a `membarrier`, the poll of the
+//!   epoll descriptor) and one blocking `epoll_wait` costs one, which at moderate load,
+//!   when the shard sleeps between most requests, halved its CPU per request and its
+//!   tail. The driver blocks only when nothing else can run: after a pass of the run
+//!   queue in which no other task was polled (tasks are spawned with [`spawn`], which
+//!   counts their polls), with no socket write waiting in glommio, and with glommio's
+//!   reactor visited at most `REACTOR_EVERY` ago. The block ends at the next visit,
+//!   or sooner at the deadline of a short [`sleep`] (a Kafka linger) or when another
+//!   thread rings the shard's [`Alarm`] (the Kafka client's answers). Listeners are
+//!   in the epoll set too. What the blocked thread does not see waits at most until
+//!   that visit: long glommio timers, io_uring completions (connects), wake-ups from
+//!   other threads that do not ring.
+//! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
+//!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
+//!   an idle shard sleeps for as long as it has nothing to do and wakes exactly for its
+//!   timers and other I/O.
+//!
+//! Either way a busy shard goes through glommio's reactor at least every
+//! `REACTOR_EVERY`.
 //!
 //! glommio has no public way to poll an arbitrary descriptor, but a glommio
 //! `TcpStream` arms a poll on its descriptor when it is created, and its read reports
@@ -22,10 +43,16 @@
 //! wraps a duplicate of the epoll descriptor in one for each wait (`readable`).
 
 use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::yield_now;
@@ -33,28 +60,150 @@ use futures_lite::AsyncReadExt;
 
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 64;
-/// Longest the driver keeps the shard from glommio's reactor while it collects events
-/// or spins: the reactor's loop handles timers, accepts and the other I/O, which must
-/// not wait long behind a stream of socket events.
+/// Longest the driver keeps the shard from glommio's reactor while it collects events,
+/// spins or blocks: the reactor's loop handles timers, accepts and the other I/O, which
+/// must not wait long behind a stream of socket events or a blocked thread.
 const REACTOR_EVERY: Duration = Duration::from_micros(500);
+/// Longest the driver goes without collecting events while other tasks keep running.
+const HARVEST_EVERY: Duration = Duration::from_micros(50);
+/// Quiet time after which the driver waits through glommio's reactor rather than
+/// blocking: an idle shard then sleeps without waking every `REACTOR_EVERY`.
+const PARK_AFTER: Duration = Duration::from_millis(1);
+/// Sleeps shorter than this tell the driver their deadline (see [`sleep`]); a longer
+/// one can be late by `REACTOR_EVERY` (under 5%).
+const PRECISE_BELOW: Duration = Duration::from_millis(10);
 /// Events after which no more bytes will come.
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+/// The epoll token of the shard's [`Alarm`] (socket tokens have a slot index below it).
+const ALARM: u64 = u64::MAX;
 
 thread_local! {
     static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
     /// `runtime.spin_before_park` of this shard.
     static SPIN: Cell<Duration> = const { Cell::new(DEFAULT_SPIN) };
+    /// Polls of this thread's tasks spawned with [`spawn`], so far.
+    static POLLS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// How long the driver keeps polling after the last event before the shard may sleep
 /// (`runtime.spin_before_park`). A request that arrives within it is picked up without
-/// glommio's sleep and wake-up (several io_uring calls and, on a VM, an interrupt).
+/// any sleep and wake-up.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Sets this shard's spin (see `DEFAULT_SPIN`); zero lets it sleep as soon as it has
 /// nothing to do.
 pub fn set_spin(spin: Duration) {
     SPIN.set(spin);
+}
+
+/// Spawns a task on this shard. Its polls are counted: the driver blocks the thread
+/// only after a pass of the run queue in which no counted task ran, so every task of
+/// the shard must be spawned here (`clippy.toml` forbids `glommio::spawn_local`).
+pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> glommio::Task<T> {
+    #[allow(clippy::disallowed_methods)]
+    glommio::spawn_local(Counted(future))
+}
+
+/// A future whose polls are counted in `POLLS`.
+pub struct Counted<F>(pub F);
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        POLLS.set(POLLS.get().wrapping_add(1));
+        // SAFETY: the inner future is never moved out of the pinned wrapper.
+        unsafe { self.map_unchecked_mut(|c| &mut c.0) }.poll(cx)
+    }
+}
+
+/// Sleeps for `d` on this shard, like `glommio::timer::sleep`, but on time even while
+/// the driver blocks in epoll, which glommio's timers do not wake: a short sleep's
+/// deadline bounds the driver's block (a linger of 200 us must not last 500).
+pub async fn sleep(d: Duration) {
+    #[allow(clippy::disallowed_methods)]
+    let timer = glommio::timer::Timer::new(d);
+    if d < PRECISE_BELOW {
+        // Taken after the timer's own deadline, so the driver's visit is not early.
+        let due = Instant::now() + d;
+        POLLER.with(|p| {
+            if let Some(p) = p.borrow().as_ref() {
+                p.deadlines.borrow_mut().push(Reverse(due));
+            }
+        });
+    }
+    timer.await;
+}
+
+/// Wakes a shard whose driver may be blocked in `epoll_wait`, from another thread.
+///
+/// A task woken from another thread is queued in glommio, which only notices it in
+/// its reactor: ringing after the wake makes the driver visit the reactor at once,
+/// blocked or not. An eventfd in the epoll set is written only while the driver
+/// blocks (a `SeqCst` handshake on `rung` and `blocked`: either the driver sees
+/// `rung` before it blocks, or the ringer sees `blocked` and writes).
+pub struct Alarm {
+    fd: OwnedFd,
+    rung: AtomicBool,
+    blocked: AtomicBool,
+}
+
+impl Alarm {
+    fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the result is checked before use.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Alarm {
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            rung: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+        })
+    }
+
+    /// Call after waking a task of the alarm's shard from another thread.
+    pub fn ring(&self) {
+        self.rung.store(true, Ordering::SeqCst);
+        if self.blocked.load(Ordering::SeqCst) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd this alarm owns. A
+            // full counter (EAGAIN) already wakes the driver.
+            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Whether the alarm rang since the last call (then the reactor should run).
+    fn take(&self) -> bool {
+        self.rung.load(Ordering::Relaxed) && self.rung.swap(false, Ordering::AcqRel)
+    }
+
+    /// Announces a block; false if the alarm rang meanwhile (do not block then).
+    fn block(&self) -> bool {
+        self.blocked.store(true, Ordering::SeqCst);
+        if self.rung.load(Ordering::SeqCst) {
+            self.blocked.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn unblock(&self) {
+        self.blocked.store(false, Ordering::SeqCst);
+    }
+
+    /// Resets the eventfd after it woke the driver.
+    fn clear(&self) {
+        let mut n = 0u64;
+        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
+    }
+}
+
+/// The alarm of the shard running on this thread, if any: take it on the shard, ring
+/// it from the thread that wakes the shard's task.
+pub fn alarm() -> Option<Arc<Alarm>> {
+    POLLER.with(|p| p.borrow().as_ref().map(|p| p.alarm.clone()))
 }
 
 /// This shard's epoll set and the sockets in it.
@@ -64,7 +213,15 @@ pub struct Poller {
     free: RefCell<Vec<u32>>,
     /// Sockets waiting for readiness (a waker in their slot).
     waiting: Cell<usize>,
+    /// Sockets whose write waits for glommio (an io_uring poll the blocked thread
+    /// would not see).
+    writing: Cell<usize>,
     driver: RefCell<Driver>,
+    alarm: Arc<Alarm>,
+    /// Deadlines of short sleeps still to come, soonest first (see [`sleep`]).
+    deadlines: RefCell<BinaryHeap<Reverse<Instant>>>,
+    /// `epoll_pwait2` (a timeout finer than a millisecond) is missing: kernel < 5.11.
+    coarse: Cell<bool>,
     /// The glommio executor this poller's driver runs on.
     executor: usize,
 }
@@ -79,6 +236,8 @@ struct Slot {
     /// The peer has closed its side, or the socket has an error: no event follows,
     /// so a short read does not clear `ready` (the next `recv` returns 0 or the error).
     hangup: bool,
+    /// Counted in `Poller::writing`.
+    writing: bool,
     waker: Option<Waker>,
 }
 
@@ -109,18 +268,31 @@ impl Poller {
             if let Some(p) = p.as_ref().filter(|p| p.executor == executor) {
                 return Ok(p.clone());
             }
+            // The driver's timed blocks end at sleeps' deadlines: without this, Linux
+            // lets a thread's timeouts run up to 50 us late (its default timer slack),
+            // which a 200 us linger would feel. Per thread; glommio's own timers
+            // (io_uring) have no slack.
+            // SAFETY: plain syscall on the calling thread; failure leaves the default.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
             // SAFETY: plain syscall; the result is checked before use.
             let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let alarm = Arc::new(Alarm::new()?);
+            add(&epfd, alarm.fd.as_raw_fd(), ALARM)?;
             let poller = Rc::new(Poller {
-                // SAFETY: `fd` was just created and is owned by nothing else.
-                epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+                epfd,
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 waiting: Cell::new(0),
+                writing: Cell::new(0),
                 driver: RefCell::new(Driver::Absent),
+                alarm,
+                deadlines: RefCell::new(BinaryHeap::new()),
+                coarse: Cell::new(false),
                 executor,
             });
             *p = Some(poller.clone());
@@ -128,19 +300,24 @@ impl Poller {
         })
     }
 
-    /// Takes the events queued so far, marks their sockets ready and wakes those that
-    /// wait. Returns how many events there were.
-    fn harvest(&self, events: &mut [libc::epoll_event; EVENTS]) -> usize {
-        // SAFETY: `events` is valid for `EVENTS` entries; timeout 0 never blocks.
-        let n = unsafe {
-            libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, 0)
-        };
+    /// Takes the events queued so far, or waits up to `block` for one, marks their
+    /// sockets ready and wakes those that wait. Returns how many socket events there
+    /// were.
+    fn harvest(&self, events: &mut [libc::epoll_event; EVENTS], block: Duration) -> usize {
+        let n = self.epoll_wait(events, block);
         if n <= 0 {
             return 0;
         }
         let mut slots = self.slots.borrow_mut();
+        let mut sockets = 0;
         for ev in &events[..n as usize] {
             let token = ev.u64;
+            if token == ALARM {
+                // `rung` is set: the driver's next turn visits the reactor.
+                self.alarm.clear();
+                continue;
+            }
+            sockets += 1;
             let Some(slot) = slots.get_mut((token & 0xffff_ffff) as usize) else {
                 continue;
             };
@@ -154,7 +331,50 @@ impl Poller {
                 w.wake();
             }
         }
-        n as usize
+        sockets
+    }
+
+    /// `epoll_wait` with a timeout to the microsecond where the kernel allows it.
+    fn epoll_wait(&self, events: &mut [libc::epoll_event; EVENTS], block: Duration) -> i32 {
+        let (fd, out, max) = (self.epfd.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32);
+        if !block.is_zero() && !self.coarse.get() {
+            let ts = libc::timespec {
+                tv_sec: block.as_secs() as libc::time_t,
+                tv_nsec: block.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: `events` is valid for `max` entries, `ts` lives across the call,
+            // a null signal mask is allowed.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    fd,
+                    out,
+                    max,
+                    &ts as *const libc::timespec,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            } as i32;
+            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return n;
+            }
+            self.coarse.set(true);
+        }
+        let ms = block.as_micros().div_ceil(1000) as i32;
+        // SAFETY: `events` is valid for `max` entries.
+        unsafe { libc::epoll_wait(fd, out, max, ms) }
+    }
+
+    /// When the driver must next let glommio's reactor run: `REACTOR_EVERY` after the
+    /// last time, or at the next short sleep's deadline if sooner. Forgets the
+    /// deadlines that passed before `visited` (the reactor fired them then).
+    fn reactor_due(&self, visited: Instant) -> Instant {
+        let mut deadlines = self.deadlines.borrow_mut();
+        while deadlines.peek().is_some_and(|d| d.0 <= visited) {
+            deadlines.pop();
+        }
+        let every = visited + REACTOR_EVERY;
+        deadlines.peek().map_or(every, |d| d.0.min(every))
     }
 
     /// Takes `slot`'s waker, if its socket waits, and counts it out of `waiting`.
@@ -173,6 +393,8 @@ impl Poller {
             Driver::Active => {}
             Driver::Dormant(w) => w.wake(),
             Driver::Absent => {
+                // Not counted: the driver's own polls are not other tasks' work.
+                #[allow(clippy::disallowed_methods)]
                 glommio::spawn_local(drive(self.clone())).detach();
             }
         }
@@ -196,38 +418,111 @@ impl Poller {
     }
 }
 
+/// Adds `fd` to the epoll set `epfd`, edge-triggered, under `token`.
+fn add(epfd: &OwnedFd, fd: i32, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: token,
+    };
+    // SAFETY: `fd` is an open descriptor of the caller; `ev` is a valid event.
+    if unsafe { libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The driver: collects events while there are some, lets the woken tasks run between
-/// turns, and waits through glommio when a turn finds none.
+/// turns, and waits when a turn finds nothing (see the module docs).
 async fn drive(poller: Rc<Poller>) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let spin = SPIN.get();
     let mut last_event = Instant::now();
     let mut last_reactor = last_event;
+    let mut last_harvest = last_event;
+    // Other tasks' polls counted when the driver last yielded; `None` after a wait,
+    // when tasks woken with the driver may be queued behind it.
+    let mut polls: Option<u64> = None;
     loop {
-        let n = poller.harvest(&mut events);
-        let waiting = poller.waiting.get() > 0;
+        // Nothing ran in the last pass of the run queue but the driver.
+        let idle = polls == Some(POLLS.get());
         let now = Instant::now();
-        if n > 0 {
-            last_event = now;
+        // Other tasks ran: they may run again before the queue is idle, and the wait
+        // below collects what came meanwhile (one `epoll_wait` per idle moment, as in
+        // nginx's loop). Unless tasks keep running: then take events every
+        // `HARVEST_EVERY`.
+        if !idle && now - last_harvest >= HARVEST_EVERY {
+            last_harvest = now;
+            if poller.harvest(&mut events, Duration::ZERO) > 0 {
+                last_event = now;
+            }
         }
-        // Events: let the woken tasks run, then collect again. None, but some came in
-        // lately: poll again rather than pay for glommio's sleep and wake-up.
-        let again = n > 0 || (waiting && now - last_event < spin);
-        if again && now - last_reactor < REACTOR_EVERY {
+        let waiting = poller.waiting.get() > 0;
+        if poller.alarm.take() || now >= poller.reactor_due(last_reactor) {
+            visit_reactor().await;
+        } else if !idle {
+            // Let the tasks run, then collect again.
+            polls = Some(POLLS.get());
             yield_now().await;
             continue;
-        }
-        if waiting {
+        } else if waiting && now - last_event < spin {
+            // Nothing, but some came in lately: poll again rather than sleep.
+            last_harvest = now;
+            if poller.harvest(&mut events, Duration::ZERO) > 0 {
+                last_event = now;
+            }
+            polls = Some(POLLS.get());
+            yield_now().await;
+            continue;
+        } else if !waiting {
+            dormant(&poller).await;
+        } else if now - last_event >= PARK_AFTER || poller.writing.get() > 0 {
             if poller.readable().await.is_err() {
                 // Out of descriptors for the wait: let the reactor run (a timer needs
                 // none) instead of retrying at once.
-                glommio::timer::sleep(Duration::from_millis(1)).await;
+                sleep(Duration::from_millis(1)).await;
             }
         } else {
-            dormant(&poller).await;
+            last_harvest = now;
+            if poller.alarm.block() {
+                let block = poller.reactor_due(last_reactor) - now;
+                if poller.harvest(&mut events, block) > 0 {
+                    last_event = Instant::now();
+                }
+                poller.alarm.unblock();
+            }
+            // The tasks it woke run before the next turn, which then counts them.
+            polls = Some(POLLS.get());
+            yield_now().await;
+            continue;
         }
+        polls = None;
         last_reactor = Instant::now();
     }
+}
+
+/// Lets glommio's reactor run once, without sleeping: a timer that comes due a moment
+/// after it is set is fired by the reactor's next loop, which runs as soon as the run
+/// queue is empty (or the executor's preemption timer expires).
+async fn visit_reactor() {
+    let mut pending = false;
+    #[allow(clippy::disallowed_methods)]
+    let mut timer = glommio::timer::Timer::new(Duration::from_micros(1));
+    std::future::poll_fn(|cx| {
+        if Pin::new(&mut timer).poll(cx).is_pending() {
+            pending = true;
+            return Poll::Pending;
+        }
+        if pending {
+            return Poll::Ready(());
+        }
+        // Due before its first poll, so the reactor has not run: once more.
+        #[allow(clippy::disallowed_methods)]
+        let again = glommio::timer::Timer::new(Duration::from_micros(1));
+        timer = again;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// Sleeps until a socket starts waiting (`need_driver`).
@@ -267,15 +562,11 @@ impl Registration {
         slot.hangup = false;
         let generation = slot.generation;
         drop(slots);
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: u64::from(generation) << 32 | u64::from(index),
-        };
-        // SAFETY: `fd` is an open socket of the caller; `ev` is a valid event.
-        let r =
-            unsafe { libc::epoll_ctl(poller.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = add(
+            &poller.epfd,
+            fd,
+            u64::from(generation) << 32 | u64::from(index),
+        ) {
             poller.free.borrow_mut().push(index);
             return Err(e);
         }
@@ -320,6 +611,17 @@ impl Registration {
         Poll::Pending
     }
 
+    /// Records whether the socket's write waits for glommio (the driver then sleeps
+    /// through glommio's reactor, which sees that wait end, instead of blocking).
+    pub fn set_writing(&self, waits: bool) {
+        let slot = &mut self.poller.slots.borrow_mut()[self.index as usize];
+        if slot.writing != waits {
+            slot.writing = waits;
+            let n = self.poller.writing.get();
+            self.poller.writing.set(if waits { n + 1 } else { n - 1 });
+        }
+    }
+
     /// Stops waiting (the read gave up, for example on its timeout).
     pub fn cancel_wait(&self) {
         self.poller
@@ -330,6 +632,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.cancel_wait();
+        self.set_writing(false);
         // Removed before the socket closes: its descriptor number may be reused at
         // once, and an io_uring poll still holding the socket would keep it in the set.
         // SAFETY: `fd` is still open (the socket closes after this); a null event is
@@ -343,5 +646,104 @@ impl Drop for Registration {
             );
         }
         self.poller.free.borrow_mut().push(self.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eventfd_count(a: &Alarm) -> u64 {
+        let mut n = 0u64;
+        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd.
+        unsafe { libc::read(a.fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
+        n
+    }
+
+    #[test]
+    fn an_alarm_rung_before_the_block_stops_it() {
+        let a = Alarm::new().unwrap();
+        a.ring();
+        assert!(!a.block(), "the driver must not block after a ring");
+        // Not blocked at the ring: nothing written, the flag says it.
+        assert_eq!(eventfd_count(&a), 0);
+        assert!(a.take());
+        assert!(!a.take());
+    }
+
+    #[test]
+    fn an_alarm_rung_during_the_block_wakes_epoll() {
+        let a = Arc::new(Alarm::new().unwrap());
+        // SAFETY: plain syscall; checked below.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(ep >= 0);
+        // SAFETY: `ep` was just created.
+        let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+        add(&ep, a.fd.as_raw_fd(), ALARM).unwrap();
+        assert!(a.block());
+        let ringer = a.clone();
+        std::thread::spawn(move || ringer.ring()).join().unwrap();
+        let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: `ev` is valid for one entry; a 5 s bound keeps a broken alarm from
+        // hanging the test.
+        let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), ev.as_mut_ptr(), 1, 5000) };
+        a.unblock();
+        assert_eq!(n, 1);
+        assert_eq!({ ev[0].u64 }, ALARM);
+        assert_eq!(eventfd_count(&a), 1);
+        assert!(a.take(), "the driver must visit the reactor after the wake");
+    }
+
+    #[test]
+    fn short_sleeps_bound_the_block_and_passed_ones_are_forgotten() {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(256 * 1024)
+            .spawn(|| async {
+                let poller = Poller::get().unwrap();
+                let t0 = Instant::now();
+                let d = |us| Duration::from_micros(us);
+                // No sleeps: the reactor's own period.
+                assert_eq!(poller.reactor_due(t0), t0 + REACTOR_EVERY);
+                for due in [t0 + d(50), t0 + d(200), t0 + d(5_000)] {
+                    poller.deadlines.borrow_mut().push(Reverse(due));
+                }
+                assert_eq!(poller.reactor_due(t0), t0 + d(50));
+                // A visit at 100 us fired the first: the next bounds the block.
+                assert_eq!(poller.reactor_due(t0 + d(100)), t0 + d(200));
+                // Past it, the reactor's period is sooner than the last one.
+                let at = t0 + d(300);
+                assert_eq!(poller.reactor_due(at), at + REACTOR_EVERY);
+                assert_eq!(poller.deadlines.borrow().len(), 1);
+                // A long sleep does not register (it may be late by the period).
+                let long = spawn(sleep(PRECISE_BELOW));
+                let short = spawn(sleep(d(100)));
+                yield_now().await;
+                assert_eq!(poller.deadlines.borrow().len(), 2);
+                short.await;
+                long.await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn spawned_tasks_count_their_polls() {
+        let polls = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 * 1024)
+            .spawn(|| async {
+                let before = POLLS.get();
+                spawn(async {
+                    for _ in 0..3 {
+                        yield_now().await;
+                    }
+                })
+                .await;
+                POLLS.get() - before
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(polls, 4);
     }
 }

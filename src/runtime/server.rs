@@ -7,15 +7,16 @@
 
 mod websocket;
 
-use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpListener;
+use glommio::net::TcpStream;
 
 use crate::components::inputs::http_server::{admission_response, Admission, Request};
 use crate::http::chunked::ChunkedDecoder;
@@ -26,12 +27,45 @@ use crate::http::{Limits, RequestError};
 use crate::message::utf8;
 use crate::pipeline::Pipeline;
 
+use super::poller::Registration;
 use super::shard::{ClosingSlot, Shard};
 use super::socket::Socket;
 
 /// Service endpoints on the shared `http.address` server.
 pub struct Service {
     pub root_path: String,
+}
+
+/// The listener's next connection: `accept4` while it has some, then a wait for its
+/// next event in the shard's poller, like a socket's read (an io_uring accept would
+/// complete unseen while the poller's driver blocks in epoll).
+async fn accept(listener: &TcpListener, reg: &Registration) -> io::Result<TcpStream> {
+    loop {
+        if reg.ready() {
+            // SAFETY: plain syscall on the listener's open descriptor; null address
+            // pointers are allowed.
+            let fd = unsafe {
+                libc::accept4(
+                    listener.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: `fd` is a new connected socket owned by nothing else.
+                return Ok(unsafe { TcpStream::from_raw_fd(fd) });
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => reg.drained(),
+                // The peer gave up before we took it, or a signal: take the next one.
+                Some(libc::ECONNABORTED | libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+        std::future::poll_fn(|cx| reg.poll_ready(cx.waker())).await;
+    }
 }
 
 /// What one listener serves.
@@ -43,9 +77,15 @@ pub struct Routes {
 
 /// Accepts until the shard starts closing; each connection is its own task.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) {
+    // Declared after `listener`, so dropped first: it leaves the epoll set while the
+    // descriptor is open.
+    let reg = match Registration::new(listener.as_raw_fd()) {
+        Ok(r) => r,
+        Err(e) => return crate::error!("cannot watch the listener", "error" => e),
+    };
     let slot = shard.closing.slot();
     loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
+        let accepted = future::or(async { Some(accept(&listener, &reg).await) }, async {
             slot.wait().await;
             None
         })
@@ -54,7 +94,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             None => break,
             Some(Ok(stream)) => {
                 let (shard, routes) = (shard.clone(), routes.clone());
-                glommio::spawn_local(async move {
+                super::poller::spawn(async move {
                     let stream = match Socket::new(stream) {
                         Ok(s) => s,
                         Err(e) => return crate::warn!("connection dropped", "error" => e),
@@ -67,7 +107,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             Some(Err(e)) => {
                 crate::warn!("accept failed", "error" => e);
                 // EMFILE and friends: back off instead of spinning.
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                crate::runtime::poller::sleep(Duration::from_millis(10)).await;
             }
         }
     }

@@ -5,7 +5,8 @@
 //! io_uring poll, which interrupted the shard's core whenever it completed while the
 //! shard was busy. A `recv` that comes back short has drained the socket, so the next
 //! read waits for the next event without trying `recv` first (as nginx does): one
-//! `recv` per request. Writes, connecting and shutdown are glommio's.
+//! `recv` per request. Writes, connecting and shutdown are glommio's; a write that
+//! waits is reported to the poller, whose driver then does not block the thread.
 //!
 //! A read's timeout (`set_read_timeout`) starts when the read first has to wait. The
 //! socket keeps one glommio timer for its life, to wake it at the deadline; the timer
@@ -51,7 +52,9 @@ impl Socket {
             stream,
             read_timeout: None,
             due: None,
-            // Reset before its first poll.
+            // Reset before its first poll. A read timeout is seconds long and already
+            // fires up to a sixteenth late: the driver need not know its deadline.
+            #[allow(clippy::disallowed_methods)]
             timer: Timer::new(Duration::ZERO),
             timer_at: None,
         })
@@ -165,7 +168,10 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.reg.set_writing(r.is_pending());
+        r
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -203,7 +209,7 @@ mod tests {
     async fn read_within(s: &mut Socket, buf: &mut [u8], ms: u64) -> Option<io::Result<usize>> {
         let read = async { Some(s.read(buf).await) };
         let give_up = async {
-            glommio::timer::sleep(Duration::from_millis(ms)).await;
+            crate::runtime::poller::sleep(Duration::from_millis(ms)).await;
             None
         };
         futures_lite::future::or(read, give_up).await
@@ -310,13 +316,13 @@ mod tests {
                     peers.push(listener.accept().unwrap().0);
                     let mut s = Socket::new(stream).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(2)));
-                    tasks.push(glommio::spawn_local(async move {
+                    tasks.push(crate::runtime::poller::spawn(async move {
                         let mut buf = [0u8; 4];
                         assert_eq!(s.read(&mut buf).await.unwrap(), 1);
                         assert_eq!(buf[0], i);
                     }));
                 }
-                glommio::timer::sleep(Duration::from_millis(20)).await;
+                crate::runtime::poller::sleep(Duration::from_millis(20)).await;
                 for (i, p) in peers.iter_mut().enumerate().rev() {
                     p.write_all(&[i as u8]).unwrap();
                 }

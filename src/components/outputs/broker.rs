@@ -157,7 +157,7 @@ async fn retrying<'a>(child: &Output, cx: &Context<'a>, batch: Batch<'a>) -> Res
                     "broker child failed, retrying",
                     &[("error", &e)],
                 );
-                glommio::timer::sleep(pause).await;
+                crate::runtime::poller::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }
         }

@@ -43,7 +43,7 @@ impl DropOn {
         let result = match self.back_pressure {
             Some(limit) => {
                 futures_lite::future::or(send, async {
-                    glommio::timer::sleep(limit).await;
+                    crate::runtime::poller::sleep(limit).await;
                     Ok(())
                 })
                 .await

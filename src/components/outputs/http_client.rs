@@ -284,7 +284,7 @@ impl HttpClient {
             if attempt > self.conf.retries {
                 return Err(error);
             }
-            glommio::timer::sleep(wait).await;
+            crate::runtime::poller::sleep(wait).await;
         }
     }
 
@@ -359,7 +359,7 @@ impl HttpClient {
             Err(format!("stopped after {MAX_REDIRECTS} redirects"))
         };
         futures_lite::future::or(work, async {
-            glommio::timer::sleep(timeout).await;
+            crate::runtime::poller::sleep(timeout).await;
             Err(format!("request timed out after {timeout:?}"))
         })
         .await

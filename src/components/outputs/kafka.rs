@@ -672,7 +672,7 @@ impl Kafka {
                 "kafka produce failed, retrying",
                 &[("error", &err)],
             );
-            glommio::timer::sleep(pause).await;
+            crate::runtime::poller::sleep(pause).await;
             pause = (pause * 2).min(backoff.max_interval.0.max(pause));
         }
     }
