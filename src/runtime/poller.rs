@@ -15,20 +15,20 @@
 //!
 //! When a turn finds nothing, the driver waits in one of two ways:
 //!
-//! - **Blocking in `epoll_wait`**, for at most the rest of `REACTOR_EVERY`, while
-//!   requests come (the last event is less than `PARK_AFTER` old). glommio's own sleep
-//!   costs about a dozen syscalls (io_uring submissions, a `membarrier`, the poll of the
-//!   epoll descriptor) and one blocking `epoll_wait` costs one, which at moderate load,
-//!   when the shard sleeps between most requests, halved its CPU per request and its
-//!   tail. The driver blocks only when nothing else can run: after a pass of the run
-//!   queue in which no other task was polled (tasks are spawned with [`spawn`], which
-//!   counts their polls), with no socket write waiting in glommio, and with glommio's
-//!   reactor visited at most `REACTOR_EVERY` ago. The block ends at the next visit,
-//!   or sooner at the deadline of a short [`sleep`] (a Kafka linger) or when another
-//!   thread rings the shard's [`Alarm`] (the Kafka client's answers). Listeners are
-//!   in the epoll set too. What the blocked thread does not see waits at most until
-//!   that visit: long glommio timers, io_uring completions (connects), wake-ups from
-//!   other threads that do not ring.
+//! - **Blocking in `epoll_pwait2`**, while requests come (the last event is less than
+//!   `PARK_AFTER` old). glommio's own sleep costs about a dozen syscalls (io_uring
+//!   submissions, a `membarrier`, the poll of the epoll descriptor) and a blocking
+//!   `epoll_pwait2` one, which at moderate load, when the shard sleeps between most
+//!   requests, cut its CPU per request by a quarter or more. The driver blocks only
+//!   when nothing else can run: after a pass of the run queue in which no other task
+//!   was polled (tasks are spawned with [`spawn`], which counts their polls), and with
+//!   no glommio operation in flight ([`GlommioWait`]: a write waiting for room, a
+//!   connect, a lookup). The block ends when an event comes, at the deadline of the
+//!   next short [`sleep`] (a Kafka linger), when another thread rings the shard's
+//!   [`Alarm`] (the Kafka client's answers), or at the next visit of glommio's reactor
+//!   (`REACTOR_EVERY`). Listeners are in the epoll set too. Only what none of these
+//!   covers waits for that visit: sleeps of `PRECISE_BELOW` and more (late by 5% at
+//!   most) and read timeouts (seconds long).
 //! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
 //!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
 //!   an idle shard sleeps for as long as it has nothing to do and wakes exactly for its
@@ -61,17 +61,21 @@ use futures_lite::AsyncReadExt;
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 64;
 /// Longest the driver keeps the shard from glommio's reactor while it collects events,
-/// spins or blocks: the reactor's loop handles timers, accepts and the other I/O, which
-/// must not wait long behind a stream of socket events or a blocked thread.
-const REACTOR_EVERY: Duration = Duration::from_micros(500);
+/// spins or blocks: the reactor's loop handles timers and the other I/O, which must not
+/// wait long behind a stream of socket events or a blocked thread. Each visit costs
+/// several io_uring calls; at 500 us they were a fifth of the shard's CPU at 50k req/s
+/// (17.2-17.8 us per request against 13.8-14.2 at 5 ms), and what needs to be on
+/// time no longer waits for them.
+const REACTOR_EVERY: Duration = Duration::from_millis(5);
 /// Longest the driver goes without collecting events while other tasks keep running.
 const HARVEST_EVERY: Duration = Duration::from_micros(50);
 /// Quiet time after which the driver waits through glommio's reactor rather than
 /// blocking: an idle shard then sleeps without waking every `REACTOR_EVERY`.
 const PARK_AFTER: Duration = Duration::from_millis(1);
 /// Sleeps shorter than this tell the driver their deadline (see [`sleep`]); a longer
-/// one can be late by `REACTOR_EVERY` (under 5%).
-const PRECISE_BELOW: Duration = Duration::from_millis(10);
+/// one can be late by `REACTOR_EVERY` (5% at most). Longer ones are mostly timeouts
+/// that usually do not expire: keeping them out keeps the deadline heap small.
+const PRECISE_BELOW: Duration = Duration::from_millis(100);
 /// Events after which no more bytes will come.
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 /// The epoll token of the shard's [`Alarm`] (socket tokens have a slot index below it).
@@ -135,6 +139,25 @@ pub async fn sleep(d: Duration) {
         });
     }
     timer.await;
+}
+
+/// Held while an operation of glommio's is in flight on this shard (a write waiting
+/// for room, a connect, a lookup on glommio's blocking threads): its completion comes
+/// through glommio's reactor, which a thread blocked in epoll does not see, so the
+/// driver sleeps through glommio meanwhile.
+pub struct GlommioWait(Rc<Poller>);
+
+/// Starts a [`GlommioWait`]; `None` off a shard (no driver to tell).
+pub fn glommio_wait() -> Option<GlommioWait> {
+    let poller = POLLER.with(|p| p.borrow().clone())?;
+    poller.glommio_waits.set(poller.glommio_waits.get() + 1);
+    Some(GlommioWait(poller))
+}
+
+impl Drop for GlommioWait {
+    fn drop(&mut self) {
+        self.0.glommio_waits.set(self.0.glommio_waits.get() - 1);
+    }
 }
 
 /// Wakes a shard whose driver may be blocked in `epoll_wait`, from another thread.
@@ -216,9 +239,8 @@ pub struct Poller {
     free: RefCell<Vec<u32>>,
     /// Sockets waiting for readiness (a waker in their slot).
     waiting: Cell<usize>,
-    /// Sockets whose write waits for glommio (an io_uring poll the blocked thread
-    /// would not see).
-    writing: Cell<usize>,
+    /// glommio operations in flight ([`GlommioWait`]).
+    glommio_waits: Cell<usize>,
     driver: RefCell<Driver>,
     alarm: Arc<Alarm>,
     /// Deadlines of short sleeps still to come, soonest first (see [`sleep`]).
@@ -239,8 +261,6 @@ struct Slot {
     /// The peer has closed its side, or the socket has an error: no event follows,
     /// so a short read does not clear `ready` (the next `recv` returns 0 or the error).
     hangup: bool,
-    /// Counted in `Poller::writing`.
-    writing: bool,
     waker: Option<Waker>,
 }
 
@@ -291,7 +311,7 @@ impl Poller {
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 waiting: Cell::new(0),
-                writing: Cell::new(0),
+                glommio_waits: Cell::new(0),
                 driver: RefCell::new(Driver::Absent),
                 alarm,
                 deadlines: RefCell::new(BinaryHeap::new()),
@@ -478,7 +498,7 @@ async fn drive(poller: Rc<Poller>) {
             continue;
         } else if !waiting {
             dormant(&poller).await;
-        } else if now - last_event >= PARK_AFTER || poller.writing.get() > 0 {
+        } else if now - last_event >= PARK_AFTER || poller.glommio_waits.get() > 0 {
             if poller.readable().await.is_err() {
                 // Out of descriptors for the wait: let the reactor run (a timer needs
                 // none) instead of retrying at once.
@@ -614,17 +634,6 @@ impl Registration {
         Poll::Pending
     }
 
-    /// Records whether the socket's write waits for glommio (the driver then sleeps
-    /// through glommio's reactor, which sees that wait end, instead of blocking).
-    pub fn set_writing(&self, waits: bool) {
-        let slot = &mut self.poller.slots.borrow_mut()[self.index as usize];
-        if slot.writing != waits {
-            slot.writing = waits;
-            let n = self.poller.writing.get();
-            self.poller.writing.set(if waits { n + 1 } else { n - 1 });
-        }
-    }
-
     /// Stops waiting (the read gave up, for example on its timeout).
     pub fn cancel_wait(&self) {
         self.poller
@@ -635,7 +644,6 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.cancel_wait();
-        self.set_writing(false);
         // Removed before the socket closes: its descriptor number may be reused at
         // once, and an io_uring poll still holding the socket would keep it in the set.
         // SAFETY: `fd` is still open (the socket closes after this); a null event is
@@ -707,7 +715,7 @@ mod tests {
                 let d = |us| Duration::from_micros(us);
                 // No sleeps: the reactor's own period.
                 assert_eq!(poller.reactor_due(t0), t0 + REACTOR_EVERY);
-                for due in [t0 + d(50), t0 + d(200), t0 + d(5_000)] {
+                for due in [t0 + d(50), t0 + d(200), t0 + REACTOR_EVERY * 10] {
                     poller.deadlines.borrow_mut().push(Reverse(due));
                 }
                 assert_eq!(poller.reactor_due(t0), t0 + d(50));

@@ -26,7 +26,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 
-use super::poller::Registration;
+use super::poller::{self, GlommioWait, Registration};
 
 /// A TCP stream of this shard; see the module docs for how it reads.
 pub struct Socket {
@@ -39,6 +39,8 @@ pub struct Socket {
     timer: Timer,
     /// When `timer` fires and whom it wakes, as last armed (it may have fired since).
     timer_at: Option<(Instant, Waker)>,
+    /// Held while a write waits for room (glommio's io_uring poll).
+    write_wait: Option<GlommioWait>,
 }
 
 impl Socket {
@@ -57,6 +59,7 @@ impl Socket {
             #[allow(clippy::disallowed_methods)]
             timer: Timer::new(Duration::ZERO),
             timer_at: None,
+            write_wait: None,
         })
     }
 
@@ -170,7 +173,13 @@ impl AsyncWrite for Socket {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.reg.set_writing(r.is_pending());
+        if r.is_pending() {
+            if this.write_wait.is_none() {
+                this.write_wait = poller::glommio_wait();
+            }
+        } else {
+            this.write_wait = None;
+        }
         r
     }
 

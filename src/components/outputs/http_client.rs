@@ -27,6 +27,7 @@ use crate::config::Duration;
 use crate::http::client::{self, BodyReader, ResponseHead, Url};
 use crate::http::Limits;
 use crate::message::{Batch, Message, Value};
+use crate::runtime::poller;
 use crate::runtime::socket::Socket;
 
 use super::Nack;
@@ -437,7 +438,10 @@ impl HttpClient {
         let addrs = self.resolve(u.host, u.port).await?;
         let mut last = String::from("no address");
         for addr in addrs {
-            match TcpStream::connect(addr).await {
+            let wait = poller::glommio_wait();
+            let connected = TcpStream::connect(addr).await;
+            drop(wait);
+            match connected {
                 Ok(s) => {
                     let s = Socket::new(s).map_err(|e| format!("connect {addr}: {e}"))?;
                     if !u.tls {
@@ -479,6 +483,7 @@ impl HttpClient {
             }
         }
         let name = host.to_string();
+        let _wait = poller::glommio_wait();
         let resolved = glommio::executor()
             .spawn_blocking(move || {
                 (name.as_str(), port)
