@@ -245,7 +245,8 @@ pub struct Poller {
     alarm: Arc<Alarm>,
     /// Deadlines of short sleeps still to come, soonest first (see [`sleep`]).
     deadlines: RefCell<BinaryHeap<Reverse<Instant>>>,
-    /// `epoll_pwait2` (a timeout finer than a millisecond) is missing: kernel < 5.11.
+    /// `epoll_pwait2` (a timeout finer than a millisecond) failed: kernel < 5.11, or a
+    /// seccomp filter that does not know it.
     coarse: Cell<bool>,
     /// The glommio executor this poller's driver runs on.
     executor: usize,
@@ -378,9 +379,11 @@ impl Poller {
                     0usize,
                 )
             } as i32;
-            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+            if n >= 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 return n;
             }
+            // Missing (ENOSYS), or refused by a seccomp filter: returning at once
+            // would spin the driver.
             self.coarse.set(true);
         }
         let ms = block.as_micros().div_ceil(1000) as i32;
@@ -472,8 +475,8 @@ async fn drive(poller: Rc<Poller>) {
         // Other tasks ran: they may run again before the queue is idle, and the wait
         // below collects what came meanwhile (one `epoll_wait` per idle moment, as in
         // nginx's loop). Unless tasks keep running: then take events every
-        // `HARVEST_EVERY`.
-        if !idle && now - last_harvest >= HARVEST_EVERY {
+        // `HARVEST_EVERY`. After a wait, at once: it may have ended on events.
+        if polls.is_none() || (!idle && now - last_harvest >= HARVEST_EVERY) {
             last_harvest = now;
             if poller.harvest(&mut events, Duration::ZERO) > 0 {
                 last_event = now;
@@ -519,7 +522,9 @@ async fn drive(poller: Rc<Poller>) {
             continue;
         }
         polls = None;
-        last_reactor = Instant::now();
+        // The reactor ran during the wait, so every sleep due before it began has
+        // fired; one due since may not have (`reactor_due` keeps it).
+        last_reactor = now;
     }
 }
 
@@ -528,8 +533,9 @@ async fn drive(poller: Rc<Poller>) {
 /// queue is empty (or the executor's preemption timer expires).
 async fn visit_reactor() {
     let mut pending = false;
+    let mut after = Duration::from_micros(1);
     #[allow(clippy::disallowed_methods)]
-    let mut timer = glommio::timer::Timer::new(Duration::from_micros(1));
+    let mut timer = glommio::timer::Timer::new(after);
     std::future::poll_fn(|cx| {
         if Pin::new(&mut timer).poll(cx).is_pending() {
             pending = true;
@@ -538,9 +544,11 @@ async fn visit_reactor() {
         if pending {
             return Poll::Ready(());
         }
-        // Due before its first poll, so the reactor has not run: once more.
+        // Due before its first poll, so the reactor has not run: once more, with a
+        // longer delay (a slow clock read must not make this loop for ever).
+        after *= 2;
         #[allow(clippy::disallowed_methods)]
-        let again = glommio::timer::Timer::new(Duration::from_micros(1));
+        let again = glommio::timer::Timer::new(after);
         timer = again;
         cx.waker().wake_by_ref();
         Poll::Pending
