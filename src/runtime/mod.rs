@@ -214,7 +214,7 @@ async fn shard_main(
     // memory, notice shutdown.
     let mut last_trim = Instant::now();
     loop {
-        crate::runtime::poller::sleep(TICK).await;
+        poller::sleep(TICK).await;
         let now = Instant::now();
         shard.date.refresh();
         shard.txns.expire(now);

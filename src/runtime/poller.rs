@@ -132,13 +132,15 @@ pub async fn sleep(d: Duration) {
     if d < PRECISE_BELOW {
         // Taken after the timer's own deadline, so the driver's visit is not early.
         let due = Instant::now() + d;
-        POLLER.with(|p| {
-            if let Some(p) = p.borrow().as_ref() {
-                p.deadlines.borrow_mut().push(Reverse(due));
-            }
-        });
+        with_current(|p| p.deadlines.borrow_mut().push(Reverse(due)));
     }
     timer.await;
+}
+
+/// `f` on this thread's poller, if it has one (a shard's, not necessarily its
+/// current executor's: harmless for what the callers do).
+fn with_current<R>(f: impl FnOnce(&Rc<Poller>) -> R) -> Option<R> {
+    POLLER.with(|p| p.borrow().as_ref().map(f))
 }
 
 /// Held while an operation of glommio's is in flight on this shard (a write waiting
@@ -149,9 +151,16 @@ pub struct GlommioWait(Rc<Poller>);
 
 /// Starts a [`GlommioWait`]; `None` off a shard (no driver to tell).
 pub fn glommio_wait() -> Option<GlommioWait> {
-    let poller = POLLER.with(|p| p.borrow().clone())?;
-    poller.glommio_waits.set(poller.glommio_waits.get() + 1);
-    Some(GlommioWait(poller))
+    with_current(|p| {
+        p.glommio_waits.set(p.glommio_waits.get() + 1);
+        GlommioWait(p.clone())
+    })
+}
+
+/// Awaits `op`, an operation of glommio's (see [`GlommioWait`]).
+pub async fn through_glommio<T>(op: impl Future<Output = T>) -> T {
+    let _wait = glommio_wait();
+    op.await
 }
 
 impl Drop for GlommioWait {
@@ -229,7 +238,7 @@ impl Alarm {
 /// The alarm of the shard running on this thread, if any: take it on the shard, ring
 /// it from the thread that wakes the shard's task.
 pub fn alarm() -> Option<Arc<Alarm>> {
-    POLLER.with(|p| p.borrow().as_ref().map(|p| p.alarm.clone()))
+    with_current(|p| p.alarm.clone())
 }
 
 /// This shard's epoll set and the sockets in it.
@@ -472,51 +481,41 @@ async fn drive(poller: Rc<Poller>) {
         // Nothing ran in the last pass of the run queue but the driver.
         let idle = polls == Some(POLLS.get());
         let now = Instant::now();
+        let waiting = poller.waiting.get() > 0;
+        // Nothing to run, but events came in lately: poll again rather than sleep.
+        let spinning = idle && waiting && now - last_event < spin;
         // Other tasks ran: they may run again before the queue is idle, and the wait
         // below collects what came meanwhile (one `epoll_wait` per idle moment, as in
         // nginx's loop). Unless tasks keep running: then take events every
         // `HARVEST_EVERY`. After a wait, at once: it may have ended on events.
-        if polls.is_none() || (!idle && now - last_harvest >= HARVEST_EVERY) {
+        if polls.is_none() || spinning || (!idle && now - last_harvest >= HARVEST_EVERY) {
             last_harvest = now;
             if poller.harvest(&mut events, Duration::ZERO) > 0 {
                 last_event = now;
             }
         }
-        let waiting = poller.waiting.get() > 0;
-        if poller.alarm.take() || now >= poller.reactor_due(last_reactor) {
+        // Nothing to run and not spinning: the shard may wait.
+        let quiet = idle && !spinning;
+        let due = poller.reactor_due(last_reactor);
+        if poller.alarm.take() || now >= due {
             visit_reactor().await;
-        } else if !idle {
-            // Let the tasks run, then collect again.
-            polls = Some(POLLS.get());
-            yield_now().await;
-            continue;
-        } else if waiting && now - last_event < spin {
-            // Nothing, but some came in lately: poll again rather than sleep.
-            last_harvest = now;
-            if poller.harvest(&mut events, Duration::ZERO) > 0 {
-                last_event = now;
-            }
-            polls = Some(POLLS.get());
-            yield_now().await;
-            continue;
-        } else if !waiting {
+        } else if quiet && !waiting {
             dormant(&poller).await;
-        } else if now - last_event >= PARK_AFTER || poller.glommio_waits.get() > 0 {
+        } else if quiet && (now - last_event >= PARK_AFTER || poller.glommio_waits.get() > 0) {
             if poller.readable().await.is_err() {
                 // Out of descriptors for the wait: let the reactor run (a timer needs
                 // none) instead of retrying at once.
                 sleep(Duration::from_millis(1)).await;
             }
         } else {
-            last_harvest = now;
-            if poller.alarm.block() {
-                let block = poller.reactor_due(last_reactor) - now;
-                if poller.harvest(&mut events, block) > 0 {
+            if quiet && poller.alarm.block() {
+                last_harvest = now;
+                if poller.harvest(&mut events, due - now) > 0 {
                     last_event = Instant::now();
                 }
                 poller.alarm.unblock();
             }
-            // The tasks it woke run before the next turn, which then counts them.
+            // Let the tasks run (those the wait woke too), then count them next turn.
             polls = Some(POLLS.get());
             yield_now().await;
             continue;

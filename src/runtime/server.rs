@@ -27,7 +27,7 @@ use crate::http::{Limits, RequestError};
 use crate::message::utf8;
 use crate::pipeline::Pipeline;
 
-use super::poller::Registration;
+use super::poller::{self, Registration};
 use super::shard::{ClosingSlot, Shard};
 use super::socket::Socket;
 
@@ -94,7 +94,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             None => break,
             Some(Ok(stream)) => {
                 let (shard, routes) = (shard.clone(), routes.clone());
-                super::poller::spawn(async move {
+                poller::spawn(async move {
                     let stream = match Socket::new(stream) {
                         Ok(s) => s,
                         Err(e) => return crate::warn!("connection dropped", "error" => e),
@@ -107,7 +107,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             Some(Err(e)) => {
                 crate::warn!("accept failed", "error" => e);
                 // EMFILE and friends: back off instead of spinning.
-                crate::runtime::poller::sleep(Duration::from_millis(10)).await;
+                poller::sleep(Duration::from_millis(10)).await;
             }
         }
     }

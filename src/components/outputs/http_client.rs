@@ -285,7 +285,7 @@ impl HttpClient {
             if attempt > self.conf.retries {
                 return Err(error);
             }
-            crate::runtime::poller::sleep(wait).await;
+            poller::sleep(wait).await;
         }
     }
 
@@ -360,7 +360,7 @@ impl HttpClient {
             Err(format!("stopped after {MAX_REDIRECTS} redirects"))
         };
         futures_lite::future::or(work, async {
-            crate::runtime::poller::sleep(timeout).await;
+            poller::sleep(timeout).await;
             Err(format!("request timed out after {timeout:?}"))
         })
         .await
@@ -438,10 +438,7 @@ impl HttpClient {
         let addrs = self.resolve(u.host, u.port).await?;
         let mut last = String::from("no address");
         for addr in addrs {
-            let wait = poller::glommio_wait();
-            let connected = TcpStream::connect(addr).await;
-            drop(wait);
-            match connected {
+            match poller::through_glommio(TcpStream::connect(addr)).await {
                 Ok(s) => {
                     let s = Socket::new(s).map_err(|e| format!("connect {addr}: {e}"))?;
                     if !u.tls {
@@ -483,15 +480,13 @@ impl HttpClient {
             }
         }
         let name = host.to_string();
-        let _wait = poller::glommio_wait();
-        let resolved = glommio::executor()
-            .spawn_blocking(move || {
-                (name.as_str(), port)
-                    .to_socket_addrs()
-                    .map(|a| a.collect::<Vec<_>>())
-            })
-            .await
-            .map_err(|e| format!("resolve {host}: {e}"))?;
+        let resolved = poller::through_glommio(glommio::executor().spawn_blocking(move || {
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>())
+        }))
+        .await
+        .map_err(|e| format!("resolve {host}: {e}"))?;
         self.dns
             .borrow_mut()
             .insert(host.to_string(), (resolved.clone(), Instant::now()));
