@@ -56,6 +56,13 @@ pub fn run(config: Config) -> i32 {
 }
 
 fn start(config: Config) -> Result<i32, String> {
+    // Installed before anything listens: a SIGTERM that follows the start-up line must
+    // reach the graceful shutdown, not the default action that kills the process.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let cpus = placement(&config)?;
     // The Kafka client thread goes to cores no shard uses, if this process has any.
     let allowed = allowed_cpus();
@@ -114,7 +121,9 @@ fn start(config: Config) -> Result<i32, String> {
         "cpus" => cpu_list.join(","),
     );
 
-    wait_for_signal(&global);
+    if signals.forever().next().is_some() {
+        global.shutdown.store(true, Ordering::Release);
+    }
     crate::info!("shutting down", "timeout" => format!("{:?}", config.shutdown_timeout.0));
     let deadline = Instant::now() + config.shutdown_timeout.0;
     while global.drained.load(Ordering::Acquire) < cpus.len() {
@@ -135,20 +144,6 @@ fn start(config: Config) -> Result<i32, String> {
     } else {
         0
     })
-}
-
-fn wait_for_signal(global: &Global) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::error!("cannot install signal handlers", "error" => e);
-            return;
-        }
-    };
-    if signals.forever().next().is_some() {
-        global.shutdown.store(true, Ordering::Release);
-    }
 }
 
 async fn shard_main(
