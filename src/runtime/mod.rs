@@ -72,7 +72,21 @@ fn start(config: Config) -> Result<i32, String> {
         .filter(|c| !cpus.contains(c))
         .collect();
     crate::kafka::bridge::set_thread_cpus(if spare.is_empty() { allowed } else { spare });
-    let plans = listeners(&config)?;
+    let (plans, probes) = listeners(&config)?;
+    // Every shard's listeners are bound here, while the probes hold the ports: the
+    // addresses logged below are then this process's alone (a port 0 picked by the
+    // kernel cannot be taken by another process between the probe and the bind).
+    let mut bound = Vec::with_capacity(cpus.len());
+    for _ in &cpus {
+        let shard: Vec<StdListener> = plans
+            .iter()
+            .map(|p| {
+                bind_reuseport(p.addr).map_err(|e| format!("cannot listen on {}: {e}", p.addr))
+            })
+            .collect::<Result<_, _>>()?;
+        bound.push(shard);
+    }
+    drop(probes);
     let io_memory = config
         .runtime
         .io_memory_bytes
@@ -82,7 +96,7 @@ fn start(config: Config) -> Result<i32, String> {
     let metrics = Registry::default();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let mut handles = Vec::new();
-    for (index, cpu) in cpus.iter().copied().enumerate() {
+    for ((index, cpu), listeners) in cpus.iter().copied().enumerate().zip(bound) {
         let (config, plans, global, metrics, ready) = (
             config.clone(),
             plans.clone(),
@@ -99,7 +113,9 @@ fn start(config: Config) -> Result<i32, String> {
             .spin_before_park(Duration::from_micros(10));
         let handle = builder
             .spawn(move || {
-                poller::Counted(shard_main(index, config, plans, global, metrics, ready))
+                poller::Counted(shard_main(
+                    index, config, plans, listeners, global, metrics, ready,
+                ))
             })
             .map_err(|e| format!("cannot start shard {index} on CPU {cpu}: {e}"))?;
         handles.push(handle);
@@ -150,6 +166,7 @@ async fn shard_main(
     index: usize,
     config: Config,
     plans: Vec<ListenerPlan>,
+    listeners: Vec<StdListener>,
     global: Arc<Global>,
     metrics: Registry,
     ready: mpsc::Sender<Result<usize, String>>,
@@ -178,14 +195,7 @@ async fn shard_main(
     });
     let InputKind::HttpServer(input_conf) = &config.input.kind;
     let mut tasks = Vec::new();
-    for plan in &plans {
-        let listener = match bind_reuseport(plan.addr) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = ready.send(Err(format!("cannot listen on {}: {e}", plan.addr)));
-                return;
-            }
-        };
+    for (plan, listener) in plans.iter().zip(listeners) {
         let routes = Rc::new(Routes {
             service: plan.service.then(|| Service {
                 root_path: config.http.root_path.clone(),
@@ -313,44 +323,62 @@ fn io_memory_for(shards: usize) -> usize {
 
 /// The listeners to open, each checked for another process already serving it, with a
 /// port 0 resolved to the port the kernel picked (so all shards share it).
-fn listeners(config: &Config) -> Result<Vec<ListenerPlan>, String> {
+/// The listeners to open on every shard, and a probe holding each one's port until
+/// the shards' listeners are bound (see [`resolve_and_probe`]).
+fn listeners(config: &Config) -> Result<(Vec<ListenerPlan>, Vec<socket2::Socket>), String> {
     let InputKind::HttpServer(input) = &config.input.kind;
     let mut plans: Vec<ListenerPlan> = Vec::new();
+    let mut probes = Vec::new();
     if config.http.enabled || input.address.is_empty() {
         if !config.http.enabled {
             return Err("input http_server has no address and http.enabled is false".into());
         }
+        let (addr, probe) = resolve_and_probe(&config.http.address, "http.address")?;
+        probes.push(probe);
         plans.push(ListenerPlan {
-            addr: resolve_and_probe(&config.http.address, "http.address")?,
+            addr,
             service: true,
             input: input.address.is_empty(),
         });
     }
     if !input.address.is_empty() {
+        let (addr, probe) = resolve_and_probe(&input.address, "input.http_server.address")?;
+        probes.push(probe);
         plans.push(ListenerPlan {
-            addr: resolve_and_probe(&input.address, "input.http_server.address")?,
+            addr,
             service: false,
             input: true,
         });
     }
-    Ok(plans)
+    Ok((plans, probes))
 }
 
 /// Binds once without SO_REUSEPORT: if another process (with or without SO_REUSEPORT)
-/// already serves the address, the kernel refuses, and we exit instead of silently
-/// sharing the port with it.
-fn resolve_and_probe(address: &str, field: &str) -> Result<SocketAddr, String> {
+/// already listens on the address, the kernel refuses, and we exit instead of silently
+/// sharing the port with it. The probe never listens and has SO_REUSEADDR, so the
+/// shards' SO_REUSEPORT listeners can bind beside it while it holds the port.
+fn resolve_and_probe(address: &str, field: &str) -> Result<(SocketAddr, socket2::Socket), String> {
+    use socket2::{Domain, Protocol, Socket, Type};
     let addr = address
         .to_socket_addrs()
         .map_err(|e| format!("{field}: bad address {address:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("{field}: address {address:?} resolves to nothing"))?;
-    let probe = StdListener::bind(addr).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("{field}: {addr} is already in use by another process")
         } else {
             format!("{field}: cannot listen on {addr}: {e}")
         }
-    })?;
-    probe.local_addr().map_err(|e| e.to_string())
+    };
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(cannot)?;
+    probe.set_reuse_address(true).map_err(cannot)?;
+    probe.bind(&addr.into()).map_err(cannot)?;
+    let bound = probe
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| format!("{field}: cannot read the address bound for {addr}"))?;
+    Ok((bound, probe))
 }
