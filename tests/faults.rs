@@ -34,6 +34,7 @@ fn an_always_failing_output_under_load_keeps_memory_bounded() {
         .map(|_| {
             let answered = answered.clone();
             std::thread::spawn(move || {
+                let mut took = Vec::new();
                 let mut c = support::connect(addr);
                 let mut r = Reader::new(c.try_clone().unwrap());
                 while started.elapsed() < run_for {
@@ -45,22 +46,31 @@ fn an_always_failing_output_under_load_keeps_memory_bounded() {
                         (resp.status, resp.text()),
                         (408, "Request timed out\n".to_string())
                     );
-                    let took = sent.elapsed();
-                    assert!(took < Duration::from_millis(600), "answered late: {took:?}");
+                    // Bounded, whatever the machine: a stalled answer fails here.
+                    let t = sent.elapsed();
+                    assert!(t < Duration::from_secs(3), "answered late: {t:?}");
+                    took.push(t);
                     answered.fetch_add(1, Ordering::Relaxed);
                 }
+                took
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs(5));
     let early = rss_kib(s.child.id());
-    for w in workers {
-        w.join().expect("a client saw a wrong or late answer");
-    }
+    let mut took: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("a client saw a wrong or late answer"))
+        .collect();
     let late = rss_kib(s.child.id());
     let n = answered.load(Ordering::Relaxed);
     eprintln!("{n} requests answered 408; RSS {early} KiB after 5 s, {late} KiB after 30 s");
     assert!(n > 1000, "too few requests: {n}");
+    // Answers come at the 200 ms deadline; a scheduler stall of the test machine may
+    // delay a few, not the 99th percentile.
+    took.sort();
+    let p99 = took[took.len() * 99 / 100];
+    assert!(p99 < Duration::from_millis(600), "p99 {p99:?}");
     assert!(
         late < early + 4 * 1024,
         "RSS grew from {early} KiB to {late} KiB"

@@ -183,7 +183,7 @@ fn fan_out_retrying_a_failing_child_answers_408_at_the_deadline() {
     );
     assert!(took >= Duration::from_millis(990), "{took:?}");
     assert!(
-        took < Duration::from_millis(1300),
+        took < Duration::from_millis(1800),
         "answered late: {took:?}"
     );
 }

@@ -278,7 +278,9 @@ mod tests {
             assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(2));
 
             // A read abandoned while waiting leaves no stale deadline behind.
-            s.set_read_timeout(Some(Duration::from_millis(50)));
+            // (Its 200 ms stays ahead of the 10 ms give-up even if the thread stalls,
+            // and would end the 300 ms read below early if it were left behind.)
+            s.set_read_timeout(Some(Duration::from_millis(200)));
             assert!(read_within(&mut s, &mut buf, 10).await.is_none());
             s.set_read_timeout(Some(Duration::from_millis(300)));
             let started = Instant::now();

@@ -48,6 +48,28 @@ impl Drop for TempDir {
     }
 }
 
+/// The CPUs this test process may use, taken in turn: tests run in parallel, and one
+/// shard each, all on the first CPU, would queue behind each other.
+pub fn next_cpu() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let allowed: Vec<usize> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| {
+            list.trim()
+                .split(',')
+                .flat_map(|part| match part.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap_or(0)..=b.parse().unwrap_or(0)).collect(),
+                    None => part.parse().into_iter().collect::<Vec<usize>>(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    allowed.get(n % allowed.len().max(1)).copied().unwrap_or(0)
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
@@ -56,7 +78,8 @@ impl Sluice {
     /// Starts `sluice run` on `yaml` (which should listen on `127.0.0.1:0`) with one
     /// shard unless the config says otherwise, and waits for its start-up line.
     pub fn start(yaml: &str) -> Sluice {
-        Self::start_with(yaml, &["--set", "runtime.shards=1"])
+        let cpus = format!("runtime.cpus=[{}]", next_cpu());
+        Self::start_with(yaml, &["--set", "runtime.shards=1", "--set", &cpus])
     }
 
     pub fn start_with(yaml: &str, args: &[&str]) -> Sluice {
@@ -113,6 +136,27 @@ impl Sluice {
 
     pub fn connect(&self) -> TcpStream {
         connect(self.addr)
+    }
+
+    /// Polls `/metrics` until it has `line` (a whole line), for up to 10 s: the way to
+    /// know a request reached the pipeline without sleeping on a guess.
+    pub fn wait_for_metric(&self, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = ureq::get(&self.url("/metrics"))
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .unwrap_or_default();
+            if text.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{line}` in /metrics:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.

