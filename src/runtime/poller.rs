@@ -95,8 +95,8 @@ thread_local! {
 /// How long the driver keeps polling after the last event before the shard may sleep
 /// (`runtime.spin_before_park`). Zero: a shard with nothing to run blocks in epoll at
 /// once, as an nginx worker does. A spin picks up a request that arrives within it
-/// without the block and wake-up (a single connection's round trips: 45-50k/s
-/// against 25-29k on the benchmark VM), but keeps the core busy between requests,
+/// without the block and wake-up (a single connection's round trips: 61-66k/s
+/// against 29-33k on the benchmark VM), but keeps the core busy between requests,
 /// which costs CPU and, on a VM, tail latency at moderate load.
 pub const DEFAULT_SPIN: Duration = Duration::ZERO;
 
