@@ -29,6 +29,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Whether the outputs can deliver (`/ready`).
+    pub fn connected(&self) -> bool {
+        self.output.connected()
+    }
+
     pub fn build(conf: &Config, metrics: &Registry) -> Result<Self, BuildError> {
         let root = Build {
             metrics,

@@ -456,6 +456,39 @@ fn unreachable_broker_nacks_with_502() {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+/// `/ready` with its body: 200, or upstream's 503 with a JSON reason.
+fn ready(s: &Sluice) -> (u16, String) {
+    match ureq::get(&s.url("/ready")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("/ready: {e}"),
+    }
+}
+
+#[test]
+fn ready_answers_503_until_the_kafka_output_reaches_a_broker() {
+    // Installed before the port is picked: it is free only until tansu binds it.
+    support::tansu::binary();
+    let port = support::tansu::free_port();
+    let s = weather(&kafka_block(&format!("127.0.0.1:{port}"), ""), "10s");
+    assert_eq!(
+        ready(&s),
+        (503, r#"{"error":"output not connected"}"#.to_string())
+    );
+    let _broker = Tansu::start_advertising(port, port);
+    // The output connects on its own, without a request to make it.
+    let started = Instant::now();
+    while ready(&s).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still not ready: {:?}",
+            ready(&s)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(load(s.addr, 1, 2, "ready").iter().all(|(_, st)| *st == 200));
+}
+
 /// Terminates TLS on `listener` and relays each connection's bytes to `upstream` in
 /// plain TCP (tansu's own TLS listener does not handshake in this build). Threads end
 /// with their connections; the accept loop ends with the test process.

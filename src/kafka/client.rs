@@ -10,6 +10,7 @@
 //! nacks) instead of requests that hang.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub struct Producer {
     settings: ClientSettings,
     /// Built on first use; a failed build leaves it empty so the next call tries again.
     client: OnceCell<Client>,
+    /// The client has been built (it reached a broker): what `/ready` reports.
+    connected: AtomicBool,
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
 }
 
@@ -60,8 +63,26 @@ impl Producer {
         Arc::new(Producer {
             settings,
             client: OnceCell::new(),
+            connected: AtomicBool::new(false),
             partitions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether the client has reached the cluster. It stays so through later outages
+    /// (rskafka reconnects per request; those fail as nacks).
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Builds the client at start-up, as upstream's outputs connect before traffic,
+    /// retrying until a broker answers: the first request does not pay for it, and
+    /// `/ready` can tell when the output can deliver.
+    pub async fn connect(self: Arc<Self>) {
+        let mut pause = self.settings.retry_initial;
+        while self.client().await.is_err() {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.settings.retry_max);
+        }
     }
 
     fn backoff(&self) -> BackoffConfig {
@@ -91,12 +112,14 @@ impl Producer {
                         SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(creds),
                     });
                 }
-                builder.build().await.map_err(|e| {
+                let client = builder.build().await.map_err(|e| {
                     format!(
                         "kafka: cannot connect to {:?}: {e}",
                         self.settings.addresses
                     )
-                })
+                })?;
+                self.connected.store(true, Ordering::Release);
+                Ok(client)
             })
             .await
     }

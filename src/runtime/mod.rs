@@ -199,6 +199,7 @@ async fn shard_main(
         let routes = Rc::new(Routes {
             service: plan.service.then(|| Service {
                 root_path: config.http.root_path.clone(),
+                pipeline: pipeline.clone(),
             }),
             input: plan.input.then(|| pipeline.clone()),
             limits: if plan.input {

@@ -34,6 +34,8 @@ use super::socket::Socket;
 /// Service endpoints on the shared `http.address` server.
 pub struct Service {
     pub root_path: String,
+    /// The shard's pipeline, whose outputs `/ready` asks about.
+    pub pipeline: Rc<Pipeline>,
 }
 
 /// The listener's next connection: `accept4` while it has some, then a wait for its
@@ -589,6 +591,24 @@ impl Connection {
             Endpoint::Ready if self.shard.closing.is_closed() => {
                 let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
                 response::write(&mut self.wbuf, 503, h, br#"{"error":"shutting down"}"#, f)
+            }
+            // Upstream's answer while an output cannot deliver yet (a Kafka output that
+            // has not reached its brokers): load balancers hold traffic back.
+            Endpoint::Ready
+                if self
+                    .routes
+                    .service
+                    .as_ref()
+                    .is_some_and(|s| !s.pipeline.connected()) =>
+            {
+                let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
+                response::write(
+                    &mut self.wbuf,
+                    503,
+                    h,
+                    br#"{"error":"output not connected"}"#,
+                    f,
+                )
             }
             Endpoint::Ready => response::write_text(&mut self.wbuf, 200, "OK\n", f),
             Endpoint::Version => {

@@ -70,6 +70,10 @@ pub struct Broker {
 }
 
 impl Broker {
+    pub fn outputs(&self) -> &[Output] {
+        &self.children
+    }
+
     pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
         if conf.outputs.is_empty() {
             return Err(format!("{}: broker needs at least one output", b.path));

@@ -30,6 +30,10 @@ pub struct DropOn {
 }
 
 impl DropOn {
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
     pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
         Ok(DropOn {
             error: conf.error,

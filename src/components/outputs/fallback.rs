@@ -15,6 +15,10 @@ pub struct Fallback {
 }
 
 impl Fallback {
+    pub fn outputs(&self) -> &[Output] {
+        &self.outputs
+    }
+
     pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
         if conf.is_empty() {
             return Err(format!("{}: fallback needs at least one output", b.path));

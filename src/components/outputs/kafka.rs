@@ -583,6 +583,7 @@ impl Settings {
 /// A built `kafka` / `kafka_franz` output: one per shard.
 pub struct Kafka {
     settings: Settings,
+    producer: Arc<Producer>,
     batcher: Batcher,
     cursor: Cursor,
 }
@@ -630,17 +631,25 @@ impl Kafka {
             ));
         }
         let producer = Producer::new(settings.client.clone());
+        // Runs on the Kafka thread until a broker answers; nothing waits for it.
+        drop(crate::kafka::bridge::run(producer.clone().connect()));
         let batcher = Batcher::new(
-            producer,
+            producer.clone(),
             settings.compression,
             settings.limits,
             metrics.clone(),
         );
         Ok(Kafka {
             settings,
+            producer,
             batcher,
             cursor: Cursor::default(),
         })
+    }
+
+    /// Whether the producer has reached the cluster (see `Output::connected`).
+    pub fn connected(&self) -> bool {
+        self.producer.connected()
     }
 
     /// Delivers every message of `batch` as a record and resolves once the broker has

@@ -109,6 +109,20 @@ impl Output {
         })
     }
 
+    /// Whether every output in this tree can deliver now, as upstream's `/ready` asks:
+    /// false while a Kafka output has not yet reached its brokers.
+    pub fn connected(&self) -> bool {
+        match &self.kind {
+            Kind::Kafka(k) => k.connected(),
+            Kind::Broker(b) => b.outputs().iter().all(Output::connected),
+            Kind::Fallback(f) => f.outputs().iter().all(Output::connected),
+            Kind::Switch(s) => s.outputs().all(Output::connected),
+            Kind::DropOn(d) => d.output().connected(),
+            Kind::RejectErrored(o) => o.connected(),
+            Kind::Drop | Kind::HttpClient(_) | Kind::Reject(_) | Kind::SyncResponse => true,
+        }
+    }
+
     /// Delivers `batch` (this output's own copy) and resolves with its ack.
     pub async fn send<'a>(&self, cx: &Context<'a>, mut batch: Batch<'a>) -> Result<(), Nack> {
         let start = cx.clock.last();

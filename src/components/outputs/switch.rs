@@ -75,6 +75,10 @@ pub struct Switch {
 }
 
 impl Switch {
+    pub fn outputs(&self) -> impl Iterator<Item = &Output> {
+        self.cases.iter().map(|(_, o, _)| o)
+    }
+
     pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
         let cases = conf
             .cases
