@@ -277,14 +277,16 @@ impl WakeTimer {
         }
     }
 
-    /// Makes the epoll set readable at `due` (`now` is the current time), unless it
-    /// already will be then. False if it cannot: the caller bounds its wait itself.
-    fn arm(&self, due: Instant, now: Instant) -> bool {
+    /// Makes the epoll set readable at `due`, unless it already will be then (most
+    /// blocks: no syscall, no clock read). False if it cannot: the caller bounds its
+    /// wait itself.
+    fn arm(&self, due: Instant) -> bool {
         if self.armed.get() == Some(due) {
             return true;
         }
         // At least 1 ns: a zero value would disarm it.
-        if !self.set((due - now).max(Duration::from_nanos(1))) {
+        let after = due.saturating_duration_since(Instant::now());
+        if !self.set(after.max(Duration::from_nanos(1))) {
             return false;
         }
         self.armed.set(Some(due));
@@ -300,12 +302,10 @@ impl WakeTimer {
         }
     }
 
-    /// Its event came: it is no longer set. (An event always belongs to the latest
-    /// setting, by the rules above; the check only keeps a later one if it did not.)
-    fn fired(&self, now: Instant) {
-        if self.armed.get().is_some_and(|d| d <= now) {
-            self.armed.set(None);
-        }
+    /// Its event came: it is no longer set (an event always belongs to the latest
+    /// setting, by the rules above).
+    fn fired(&self) {
+        self.armed.set(None);
     }
 
     fn set(&self, after: Duration) -> bool {
@@ -425,14 +425,11 @@ impl Poller {
     fn harvest(&self, events: &mut [libc::epoll_event; EVENTS], until: Option<Instant>) -> usize {
         let timeout = match until {
             None => 0,
+            Some(due) if self.timer.arm(due) => -1,
+            // No timer: the wait's own timeout, to the millisecond, not early.
             Some(due) => {
-                let now = Instant::now();
-                if self.timer.arm(due, now) {
-                    -1
-                } else {
-                    // No timer: the wait's own timeout, to the millisecond, not early.
-                    (due - now).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-                }
+                let left = due.saturating_duration_since(Instant::now());
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             }
         };
         // SAFETY: `events` is valid for `EVENTS` entries.
@@ -459,7 +456,7 @@ impl Poller {
             if token == WAKE_TIMER {
                 // The deadline passed: the driver visits the reactor on this turn or,
                 // if the turn read the clock just before it, on the next.
-                self.timer.fired(Instant::now());
+                self.timer.fired();
                 continue;
             }
             sockets += 1;
@@ -811,31 +808,27 @@ mod tests {
         add(&ep, t.fd.as_ref().unwrap().as_raw_fd(), WAKE_TIMER).unwrap();
         let ms = Duration::from_millis;
         let start = Instant::now();
-        assert!(t.arm(start + ms(20), start));
+        assert!(t.arm(start + ms(20)));
         assert_eq!(wait_one(&ep, 5000), Some(WAKE_TIMER));
         let took = start.elapsed();
         assert!(took >= ms(20), "{took:?}");
-        t.fired(Instant::now());
+        t.fired();
         assert_eq!(t.armed.get(), None);
 
         // Its count was never read: set again, it still ends the next block.
-        let now = Instant::now();
-        assert!(t.arm(now + ms(5), now));
+        assert!(t.arm(Instant::now() + ms(5)));
         assert_eq!(wait_one(&ep, 5000), Some(WAKE_TIMER));
-        t.fired(Instant::now());
+        t.fired();
 
         // Set again and disarmed before its deadline: the block is not ended.
-        let now = Instant::now();
-        assert!(t.arm(now + ms(20), now));
+        assert!(t.arm(Instant::now() + ms(20)));
         t.disarm();
         assert_eq!(wait_one(&ep, 100), None);
 
         // Expired but not yet harvested, then set for later: no stale event.
-        let now = Instant::now();
-        assert!(t.arm(now + ms(1), now));
+        assert!(t.arm(Instant::now() + ms(1)));
         std::thread::sleep(ms(10));
-        let now = Instant::now();
-        assert!(t.arm(now + Duration::from_secs(60), now));
+        assert!(t.arm(Instant::now() + Duration::from_secs(60)));
         assert_eq!(wait_one(&ep, 50), None);
     }
 
@@ -845,8 +838,7 @@ mod tests {
             fd: None,
             armed: Cell::new(None),
         };
-        let now = Instant::now();
-        assert!(!t.arm(now + Duration::from_millis(5), now));
+        assert!(!t.arm(Instant::now() + Duration::from_millis(5)));
         assert_eq!(t.armed.get(), None);
     }
 
