@@ -10,7 +10,6 @@
 //! nacks) instead of requests that hang.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,8 +49,6 @@ pub struct Producer {
     settings: ClientSettings,
     /// Built on first use; a failed build leaves it empty so the next call tries again.
     client: OnceCell<Client>,
-    /// The client has been built (it reached a broker): what `/ready` reports.
-    connected: AtomicBool,
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
 }
 
@@ -63,7 +60,6 @@ impl Producer {
         Arc::new(Producer {
             settings,
             client: OnceCell::new(),
-            connected: AtomicBool::new(false),
             partitions: Mutex::new(HashMap::new()),
         })
     }
@@ -71,7 +67,7 @@ impl Producer {
     /// Whether the client has reached the cluster. It stays so through later outages
     /// (rskafka reconnects per request; those fail as nacks).
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
+        self.client.initialized()
     }
 
     /// Builds the client at start-up, as upstream's outputs connect before traffic,
@@ -112,14 +108,12 @@ impl Producer {
                         SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(creds),
                     });
                 }
-                let client = builder.build().await.map_err(|e| {
+                builder.build().await.map_err(|e| {
                     format!(
                         "kafka: cannot connect to {:?}: {e}",
                         self.settings.addresses
                     )
-                })?;
-                self.connected.store(true, Ordering::Release);
-                Ok(client)
+                })
             })
             .await
     }

@@ -31,6 +31,9 @@ use super::poller::{self, Registration};
 use super::shard::{ClosingSlot, Shard};
 use super::socket::Socket;
 
+/// The Content-Type of the service endpoints' JSON answers.
+const JSON: (&[u8], &[u8]) = (b"Content-Type", b"application/json");
+
 /// Service endpoints on the shared `http.address` server.
 pub struct Service {
     pub root_path: String,
@@ -588,36 +591,33 @@ impl Connection {
     fn service(&mut self, e: Endpoint, f: Framing<'_>) {
         match e {
             Endpoint::Ping => response::write_text(&mut self.wbuf, 200, "pong", f),
-            Endpoint::Ready if self.shard.closing.is_closed() => {
-                let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
-                response::write(&mut self.wbuf, 503, h, br#"{"error":"shutting down"}"#, f)
-            }
-            // Upstream's answer while an output cannot deliver yet (a Kafka output that
-            // has not reached its brokers): load balancers hold traffic back.
-            Endpoint::Ready
-                if self
+            Endpoint::Ready => {
+                // Upstream's 503s: the shard drains, or an output cannot deliver yet (a
+                // Kafka output that has not reached its brokers), so balancers hold
+                // traffic back.
+                let unready: Option<&[u8]> = if self.shard.closing.is_closed() {
+                    Some(br#"{"error":"shutting down"}"#)
+                } else if self
                     .routes
                     .service
                     .as_ref()
-                    .is_some_and(|s| !s.pipeline.connected()) =>
-            {
-                let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
-                response::write(
-                    &mut self.wbuf,
-                    503,
-                    h,
-                    br#"{"error":"output not connected"}"#,
-                    f,
-                )
+                    .is_some_and(|s| !s.pipeline.connected())
+                {
+                    Some(br#"{"error":"output not connected"}"#)
+                } else {
+                    None
+                };
+                match unready {
+                    Some(body) => response::write(&mut self.wbuf, 503, [JSON], body, f),
+                    None => response::write_text(&mut self.wbuf, 200, "OK\n", f),
+                }
             }
-            Endpoint::Ready => response::write_text(&mut self.wbuf, 200, "OK\n", f),
             Endpoint::Version => {
                 let body = format!(
                     "{{\"version\":\"{}\",\"built\":\"sluice\"}}",
                     env!("CARGO_PKG_VERSION")
                 );
-                let h: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"application/json")];
-                response::write(&mut self.wbuf, 200, h, body.as_bytes(), f)
+                response::write(&mut self.wbuf, 200, [JSON], body.as_bytes(), f)
             }
             Endpoint::Metrics => {
                 let body = self.shard.metrics.render();
