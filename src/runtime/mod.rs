@@ -76,16 +76,18 @@ fn start(config: Config) -> Result<i32, String> {
     // Every shard's listeners are bound here, while the probes hold the ports: the
     // addresses logged below are then this process's alone (a port 0 picked by the
     // kernel cannot be taken by another process between the probe and the bind).
-    let mut bound = Vec::with_capacity(cpus.len());
-    for _ in &cpus {
-        let shard: Vec<StdListener> = plans
-            .iter()
-            .map(|p| {
-                bind_reuseport(p.addr).map_err(|e| format!("cannot listen on {}: {e}", p.addr))
-            })
-            .collect::<Result<_, _>>()?;
-        bound.push(shard);
-    }
+    let bound = cpus
+        .iter()
+        .map(|_| {
+            plans
+                .iter()
+                .map(|p| match bind_reuseport(p.addr) {
+                    Ok(l) => Ok((p.clone(), l)),
+                    Err(e) => Err(format!("cannot listen on {}: {e}", p.addr)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     drop(probes);
     let io_memory = config
         .runtime
@@ -97,9 +99,8 @@ fn start(config: Config) -> Result<i32, String> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let mut handles = Vec::new();
     for ((index, cpu), listeners) in cpus.iter().copied().enumerate().zip(bound) {
-        let (config, plans, global, metrics, ready) = (
+        let (config, global, metrics, ready) = (
             config.clone(),
-            plans.clone(),
             global.clone(),
             metrics.clone(),
             ready_tx.clone(),
@@ -113,9 +114,7 @@ fn start(config: Config) -> Result<i32, String> {
             .spin_before_park(Duration::from_micros(10));
         let handle = builder
             .spawn(move || {
-                poller::Counted(shard_main(
-                    index, config, plans, listeners, global, metrics, ready,
-                ))
+                poller::Counted(shard_main(index, config, listeners, global, metrics, ready))
             })
             .map_err(|e| format!("cannot start shard {index} on CPU {cpu}: {e}"))?;
         handles.push(handle);
@@ -165,8 +164,7 @@ fn start(config: Config) -> Result<i32, String> {
 async fn shard_main(
     index: usize,
     config: Config,
-    plans: Vec<ListenerPlan>,
-    listeners: Vec<StdListener>,
+    listeners: Vec<(ListenerPlan, StdListener)>,
     global: Arc<Global>,
     metrics: Registry,
     ready: mpsc::Sender<Result<usize, String>>,
@@ -195,7 +193,7 @@ async fn shard_main(
     });
     let InputKind::HttpServer(input_conf) = &config.input.kind;
     let mut tasks = Vec::new();
-    for (plan, listener) in plans.iter().zip(listeners) {
+    for (plan, listener) in listeners {
         let routes = Rc::new(Routes {
             service: plan.service.then(|| Service {
                 root_path: config.http.root_path.clone(),
@@ -322,10 +320,10 @@ fn io_memory_for(shards: usize) -> usize {
     per_shard.clamp(MIN_IO_MEMORY, MAX_IO_MEMORY)
 }
 
-/// The listeners to open, each checked for another process already serving it, with a
-/// port 0 resolved to the port the kernel picked (so all shards share it).
-/// The listeners to open on every shard, and a probe holding each one's port until
-/// the shards' listeners are bound (see [`resolve_and_probe`]).
+/// The listeners to open on every shard, each checked for another process already
+/// serving it, with a port 0 resolved to the port the kernel picked (so all shards
+/// share it); and a probe holding each port until the shards' listeners are bound (see
+/// [`resolve_and_probe`]).
 fn listeners(config: &Config) -> Result<(Vec<ListenerPlan>, Vec<socket2::Socket>), String> {
     let InputKind::HttpServer(input) = &config.input.kind;
     let mut plans: Vec<ListenerPlan> = Vec::new();
