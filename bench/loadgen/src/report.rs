@@ -229,6 +229,12 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
         s["warmup_secs"],
         s["conns"],
     );
+    if s["open_sched"] == "fifo" {
+        out.push_str(
+            "Open-loop (latency) rows: the server's threads at SCHED_FIFO, so that the \
+             machine's other processes do not preempt it (see docs/benchmarks.md).\n\n",
+        );
+    }
     out.push_str("## Throughput (closed loop)\n\n");
     out.push_str(
         "| scenario | system | req/s | min-max | vs first | server CPU us/req | \
@@ -704,7 +710,8 @@ mod tests {
         let doc: Value = serde_json::json!({
             "date": "2026-01-01T00:00:00Z", "mode": "quick", "commit": "abc",
             "machine": {"nproc": 2, "cpu": "X", "kernel": "6", "server_cpu": 0, "load_cpu": 1},
-            "settings": {"rounds": 1, "max_secs": 3, "open_secs": 2, "warmup_secs": 0.5, "conns": 64},
+            "settings": {"rounds": 1, "max_secs": 3, "open_secs": 2, "warmup_secs": 0.5, "conns": 64,
+                         "open_sched": "fifo"},
             "rows": [
                 {"scenario": "weather", "system": "sluice", "round": 1, "load": "max",
                  "server": {"cpu_ticks": 200, "clk_tck": 100, "vmhwm_kib": 10240},
@@ -740,6 +747,7 @@ mod tests {
             ),
             "{md}"
         );
+        assert!(md.contains("at SCHED_FIFO"), "{md}");
         assert!(
             md.contains("weather / nginx, round 1 max: nginx did not start"),
             "{md}"
