@@ -231,8 +231,9 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
     );
     if s["open_sched"] == "fifo" {
         out.push_str(
-            "Open-loop (latency) rows: the server's threads at SCHED_FIFO, so that the \
-             machine's other processes do not preempt it (see docs/benchmarks.md).\n\n",
+            "The 50% rows (of its own max and of the round's lowest): the server's \
+             threads at SCHED_FIFO, so that the machine's other processes do not preempt \
+             it (see docs/benchmarks.md).\n\n",
         );
     }
     out.push_str("## Throughput (closed loop)\n\n");
