@@ -24,8 +24,12 @@ use crate::pipeline::Pipeline;
 use server::{Routes, Service};
 use shard::{Closing, Global, Shard};
 
-/// How often a shard expires deadlines and checks for shutdown.
-const TICK: Duration = Duration::from_millis(5);
+/// How often a shard expires deadlines and checks for shutdown: a twentieth of the
+/// input's request `timeout` (a 408 is late by 5% at most), within these bounds. Each
+/// tick makes the shard visit glommio's reactor (its timer), which stalls the requests
+/// that arrive meanwhile: at 5 ms ticks those visits set sluice's p99 at 50k req/s.
+const TICK_MIN: Duration = Duration::from_millis(1);
+const TICK_MAX: Duration = Duration::from_millis(50);
 /// At most this often a shard hands memory freed by idle connections back to the OS.
 const RELEASE_EVERY: Duration = Duration::from_secs(1);
 /// Smallest and largest io_uring buffer memory per shard.
@@ -216,9 +220,10 @@ async fn shard_main(
 
     // The shard's tick: expire request deadlines, refresh the Date header, return idle
     // memory, notice shutdown.
+    let tick = (input_conf.timeout.0 / 20).clamp(TICK_MIN, TICK_MAX);
     let mut last_trim = Instant::now();
     loop {
-        poller::sleep(TICK).await;
+        poller::sleep(tick).await;
         let now = Instant::now();
         shard.date.refresh();
         shard.txns.expire(now);

@@ -28,15 +28,16 @@
 //!   [`Alarm`] (the Kafka client's answers), or at the next visit of glommio's reactor
 //!   (`REACTOR_EVERY`); the deadlines through a timerfd in the set ([`WakeTimer`]),
 //!   not a timeout of the wait. Listeners are in the epoll set too. Only what none of these
-//!   covers waits for that visit: sleeps of `PRECISE_BELOW` and more (late by 5% at
-//!   most) and read timeouts (seconds long).
+//!   covers waits for that visit: sleeps and read timeouts of `PRECISE_BELOW` and more
+//!   (late by 5% at most).
 //! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
 //!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
 //!   an idle shard sleeps for as long as it has nothing to do and wakes exactly for its
 //!   timers and other I/O.
 //!
 //! Either way a busy shard goes through glommio's reactor at least every
-//! `REACTOR_EVERY`.
+//! `REACTOR_EVERY`, or every `REACTOR_EVERY_GLOMMIO` while an operation of glommio's is
+//! in flight.
 //!
 //! glommio has no public way to poll an arbitrary descriptor, but a glommio
 //! `TcpStream` arms a poll on its descriptor when it is created, and its read reports
@@ -64,19 +65,24 @@ const EVENTS: usize = 64;
 /// Longest the driver keeps the shard from glommio's reactor while it collects events,
 /// spins or blocks: the reactor's loop handles timers and the other I/O, which must not
 /// wait long behind a stream of socket events or a blocked thread. Each visit costs
-/// several io_uring calls; at 500 us they were a fifth of the shard's CPU at 50k req/s
-/// (17.2-17.8 us per request against 13.8-14.2 at 5 ms), and what needs to be on
-/// time no longer waits for them.
-const REACTOR_EVERY: Duration = Duration::from_millis(5);
+/// several io_uring calls and stalls the requests that arrive meanwhile (tens of us):
+/// at 500 us they were a fifth of the shard's CPU at 50k req/s, and at 5 ms they still
+/// set its p99 (116 us against nginx's 81; 76 at 50 ms). What needs to be on time does
+/// not wait for them: short sleeps and timeouts tell the driver their deadlines.
+const REACTOR_EVERY: Duration = Duration::from_millis(50);
+/// The same while an operation of glommio's is in flight ([`GlommioWait`]): its
+/// completion is seen only in the reactor.
+const REACTOR_EVERY_GLOMMIO: Duration = Duration::from_millis(5);
 /// Longest the driver goes without collecting events while other tasks keep running.
 const HARVEST_EVERY: Duration = Duration::from_micros(50);
 /// Quiet time after which the driver waits through glommio's reactor rather than
 /// blocking: an idle shard then sleeps without waking every `REACTOR_EVERY`.
 const PARK_AFTER: Duration = Duration::from_millis(1);
-/// Sleeps shorter than this tell the driver their deadline (see [`sleep`]); a longer
-/// one can be late by `REACTOR_EVERY` (5% at most). Longer ones are mostly timeouts
-/// that usually do not expire: keeping them out keeps the deadline heap small.
-const PRECISE_BELOW: Duration = Duration::from_millis(100);
+/// Sleeps and read timeouts shorter than this tell the driver their deadline (see
+/// [`sleep`], [`note_deadline`]); a longer one can be late by `REACTOR_EVERY` (5% at
+/// most). Longer ones are mostly timeouts that usually do not expire: keeping them out
+/// keeps the deadline heap small.
+pub const PRECISE_BELOW: Duration = Duration::from_secs(1);
 /// Events after which no more bytes will come.
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 /// The epoll token of the shard's [`Alarm`] (socket tokens have a slot index below it).
@@ -134,10 +140,15 @@ pub async fn sleep(d: Duration) {
     let timer = glommio::timer::Timer::new(d);
     if d < PRECISE_BELOW {
         // Taken after the timer's own deadline, so the driver's visit is not early.
-        let due = Instant::now() + d;
-        with_current(|p| p.deadlines.borrow_mut().push(Reverse(due)));
+        note_deadline(Instant::now() + d);
     }
     timer.await;
+}
+
+/// Tells this shard's driver that a glommio timer is due at `at`, so that the reactor
+/// runs then and fires it, however busy the shard is.
+pub fn note_deadline(at: Instant) {
+    with_current(|p| p.deadlines.borrow_mut().push(Reverse(at)));
 }
 
 /// `f` on this thread's poller, if it has one (a shard's, not necessarily its
@@ -484,7 +495,12 @@ impl Poller {
         while deadlines.peek().is_some_and(|d| d.0 <= visited) {
             deadlines.pop();
         }
-        let every = visited + REACTOR_EVERY;
+        let every = visited
+            + if self.glommio_waits.get() > 0 {
+                REACTOR_EVERY_GLOMMIO
+            } else {
+                REACTOR_EVERY
+            };
         deadlines.peek().map_or(every, |d| d.0.min(every))
     }
 
@@ -869,6 +885,12 @@ mod tests {
                 assert_eq!(poller.deadlines.borrow().len(), 2);
                 short.await;
                 long.await;
+                // While an operation of glommio's is in flight, the reactor comes sooner.
+                let t1 = Instant::now();
+                let wait = glommio_wait();
+                assert_eq!(poller.reactor_due(t1), t1 + REACTOR_EVERY_GLOMMIO);
+                drop(wait);
+                assert_eq!(poller.reactor_due(t1), t1 + REACTOR_EVERY);
             })
             .unwrap()
             .join()
