@@ -28,8 +28,8 @@
 //!   [`Alarm`] (the Kafka client's answers), or at the next visit of glommio's reactor
 //!   (`REACTOR_EVERY`); the deadlines through a timerfd in the set ([`WakeTimer`]),
 //!   not a timeout of the wait. Listeners are in the epoll set too. Only what none of these
-//!   covers waits for that visit: sleeps and read timeouts of `PRECISE_BELOW` and more
-//!   (late by 5% at most).
+//!   covers waits for that visit: sleeps and read timeouts due `PRECISE_BELOW` or more
+//!   ahead (late by 5% at most).
 //! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
 //!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
 //!   an idle shard sleeps for as long as it has nothing to do and wakes exactly for its
@@ -78,11 +78,11 @@ const HARVEST_EVERY: Duration = Duration::from_micros(50);
 /// Quiet time after which the driver waits through glommio's reactor rather than
 /// blocking: an idle shard then sleeps without waking every `REACTOR_EVERY`.
 const PARK_AFTER: Duration = Duration::from_millis(1);
-/// Sleeps and read timeouts shorter than this tell the driver their deadline (see
-/// [`sleep`], [`note_deadline`]); a longer one can be late by `REACTOR_EVERY` (5% at
+/// Sleeps and read timeouts due sooner than this tell the driver their deadline (see
+/// [`sleep`], [`note_deadline`]); a later one can be late by `REACTOR_EVERY` (5% at
 /// most). Longer ones are mostly timeouts that usually do not expire: keeping them out
 /// keeps the deadline heap small.
-pub const PRECISE_BELOW: Duration = Duration::from_secs(1);
+const PRECISE_BELOW: Duration = Duration::from_secs(1);
 /// Events after which no more bytes will come.
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 /// The epoll token of the shard's [`Alarm`] (socket tokens have a slot index below it).
@@ -138,17 +138,19 @@ impl<F: Future> Future for Counted<F> {
 pub async fn sleep(d: Duration) {
     #[allow(clippy::disallowed_methods)]
     let timer = glommio::timer::Timer::new(d);
-    if d < PRECISE_BELOW {
-        // Taken after the timer's own deadline, so the driver's visit is not early.
-        note_deadline(Instant::now() + d);
-    }
+    // Taken after the timer's own deadline, so the driver's visit is not early.
+    let now = Instant::now();
+    note_deadline(now, now + d);
     timer.await;
 }
 
-/// Tells this shard's driver that a glommio timer is due at `at`, so that the reactor
-/// runs then and fires it, however busy the shard is.
-pub fn note_deadline(at: Instant) {
-    with_current(|p| p.deadlines.borrow_mut().push(Reverse(at)));
+/// Tells this shard's driver that a glommio timer set at `now` is due at `at`, so that
+/// the reactor runs then and fires it however busy the shard is: if it is due within
+/// `PRECISE_BELOW` (a later one may be late by `REACTOR_EVERY`, 5% at most).
+pub fn note_deadline(now: Instant, at: Instant) {
+    if at.saturating_duration_since(now) < PRECISE_BELOW {
+        with_current(|p| p.deadlines.borrow_mut().push(Reverse(at)));
+    }
 }
 
 /// `f` on this thread's poller, if it has one (a shard's, not necessarily its

@@ -11,9 +11,9 @@
 //! A read's timeout (`set_read_timeout`) starts when the read first has to wait. The
 //! socket keeps one glommio timer for its life, to wake it at the deadline; the timer
 //! fires up to a sixteenth of the timeout late, so that a stream of short waits reuses
-//! it instead of moving it in glommio's timer map at every wait. A timeout under
-//! `poller::PRECISE_BELOW` tells the shard's driver its deadline; a longer one can be
-//! late by the driver's reactor period too (5% at most).
+//! it instead of moving it in glommio's timer map at every wait. A deadline less than
+//! a second away is told to the shard's driver (`poller::note_deadline`); a later one
+//! can be late by the driver's reactor period too (5% at most).
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
@@ -98,9 +98,7 @@ impl Socket {
         // Not due yet: this poll registers the timer with `waker`.
         let _ = Pin::new(&mut self.timer).poll(&mut Context::from_waker(waker));
         self.timer_at = Some((at, waker.clone()));
-        if slack * 16 < crate::runtime::poller::PRECISE_BELOW {
-            crate::runtime::poller::note_deadline(at);
-        }
+        crate::runtime::poller::note_deadline(now, at);
     }
 
     /// One non-blocking `recv`; `None` when nothing has arrived.
