@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::upstream::{Reply, Upstream};
 use support::{bin, connect, Reader, Sluice, TempDir};
 
 #[test]
@@ -243,6 +244,45 @@ fn shutdown_that_abandons_requests_exits_non_zero() {
         took >= Duration::from_millis(450) && took < Duration::from_secs(3),
         "{took:?}"
     );
+}
+
+/// While the shard drains, `/ready` says so (upstream's 503 with a JSON reason) so a
+/// balancer stops sending, and the request in flight before SIGTERM still gets its answer.
+#[test]
+fn ready_answers_503_while_draining() {
+    let up = Upstream::start(|_, _| {
+        std::thread::sleep(Duration::from_millis(800));
+        Reply::Send(200, vec![], b"delivered".to_vec())
+    });
+    let mut s = Sluice::start(&format!(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /p\n\
+         output:\n  http_client:\n    url: {}\n    verb: POST\n    propagate_response: true\n\
+         shutdown_timeout: 5s\n",
+        up.url("/slow")
+    ));
+    let mut c = connect(s.addr);
+    // The /ready behind the slow request is read only once that request is answered,
+    // which is after SIGTERM has arrived.
+    c.write_all(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.wait_for_metric("input_received{label=\"\",path=\"root.input\"} 1");
+    let answers = std::thread::spawn(move || {
+        let mut r = Reader::new(c);
+        let first = r
+            .response(false)
+            .expect("the request in flight is answered");
+        let second = r.response(false).expect("/ready is answered");
+        (first, second, r.closed())
+    });
+    assert_eq!(s.terminate(Duration::from_secs(5)), Some(0));
+    let (first, ready, closed) = answers.join().unwrap();
+    assert_eq!((first.status, first.text()), (200, "delivered".into()));
+    assert_eq!(
+        (ready.status, ready.text()),
+        (503, r#"{"error":"shutting down"}"#.into())
+    );
+    assert_eq!(ready.header("connection"), Some("close"));
+    assert!(closed, "the connection stays open after draining");
 }
 
 #[test]

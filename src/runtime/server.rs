@@ -401,12 +401,15 @@ impl Connection {
 
         // Route from the head alone, so a refused request is answered before its body.
         let route = self.route(arena, method, path);
-        if closing || (head.expect_continue && matches!(route, Route::Refused(_))) {
+        // While the shard drains it takes no new work, but its service endpoints still
+        // answer (and close): `/ready` says why it is not ready, `/metrics` can be read.
+        let refuse_closing = closing && !matches!(route, Route::Service(_));
+        if refuse_closing || (head.expect_continue && matches!(route, Route::Refused(_))) {
             // Answer without asking for the body (RFC 9110 §10.1.1), then close: the
             // body may still be on its way and we will not read it.
             f.close = true;
             let (status, text) = match &route {
-                _ if closing => (503, "Server closing\n"),
+                _ if refuse_closing => (503, "Server closing\n"),
                 Route::Refused(a) => admission_response(a),
                 _ => unreachable!("only refused routes get here"),
             };
