@@ -78,6 +78,16 @@ impl<'a> System<'a> {
         Some((lo, hi))
     }
 
+    /// `f` on the row of `load` in `round`, if that row has it.
+    fn in_round(
+        &self,
+        load: &str,
+        round: &Value,
+        f: &impl Fn(&Value) -> Option<f64>,
+    ) -> Option<f64> {
+        self.loads(load).find(|r| &r["round"] == round).and_then(f)
+    }
+
     fn errors(&self) -> Vec<String> {
         self.rows
             .iter()
@@ -313,6 +323,7 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
             }
         }
     }
+    head_to_head(&mut out, res);
     let kafka: Vec<_> = res
         .scenarios
         .iter()
@@ -362,6 +373,75 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
         "\n![throughput]({stem}-throughput.svg)\n\n![latency]({stem}-latency.svg)"
     );
     out
+}
+
+/// What the targets compare: the scenario's first system (sluice) against each
+/// baseline (a system not named `sluice...`), as a ratio of medians and as the rounds
+/// it wins, pairing rows of the same round (one round's noise hits both, which a ratio
+/// of medians can hide).
+const HEAD_TO_HEAD: [(&str, &str, bool, Metric); 4] = [
+    ("max", "req/s", true, rps),
+    ("max", "server CPU us/req", false, server_us),
+    ("open50", "p99 at own 50%", false, p99),
+    ("same50", "p99 at equal load", false, p99),
+];
+
+type Metric = fn(&Value) -> Option<f64>;
+
+fn p99(r: &Value) -> Option<f64> {
+    r["client"]["latency_us"]["p99"].as_f64()
+}
+
+fn head_to_head(out: &mut String, res: &Results) {
+    let mut lines = Vec::new();
+    for sc in &res.scenarios {
+        let Some((first, others)) = sc.systems.split_first() else {
+            continue;
+        };
+        for other in others.iter().filter(|o| !o.name.starts_with("sluice")) {
+            let cells: Vec<String> = HEAD_TO_HEAD
+                .iter()
+                .map(|&(load, _, higher_wins, f)| {
+                    let ratio = match (first.median(load, f), other.median(load, f)) {
+                        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                        _ => return "-".into(),
+                    };
+                    let (mut won, mut paired) = (0, 0);
+                    for row in first.loads(load) {
+                        let round = &row["round"];
+                        if let (Some(a), Some(b)) = (f(row), other.in_round(load, round, &f)) {
+                            paired += 1;
+                            won += usize::from(if higher_wins { a >= b } else { a <= b });
+                        }
+                    }
+                    format!("{ratio} ({won} of {paired})")
+                })
+                .collect();
+            if cells.iter().any(|c| c != "-") {
+                lines.push(format!(
+                    "| {} | {} / {} | {} |",
+                    sc.name,
+                    first.name,
+                    other.name,
+                    cells.join(" | ")
+                ));
+            }
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## Head to head\n\nThe first system of each scenario against each baseline: the \
+         ratio of their medians, and in brackets the rounds in which the first did at least \
+         as well (higher req/s; lower CPU and p99) out of the rounds both ran.\n\n",
+    );
+    let names: Vec<&str> = HEAD_TO_HEAD.iter().map(|h| h.1).collect();
+    let _ = writeln!(out, "| scenario | systems | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(names.len()));
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
 }
 
 /// Escapes text for SVG.
@@ -704,6 +784,31 @@ mod tests {
         assert_eq!(short(1_500.0), "1.5k");
         assert_eq!(short(2_000_000.0), "2M");
         assert_eq!(short(950.0), "950");
+    }
+
+    /// Rounds are paired by number: a round in which only one system ran counts for
+    /// neither; the ratio is of the medians over all rounds.
+    #[test]
+    fn head_to_head_counts_rounds_won() {
+        let row = |sys: &str, round: u32, load: &str, rps: f64, p99: f64| {
+            serde_json::json!({"scenario": "weather", "system": sys, "round": round, "load": load,
+                "client": {"rps": rps, "latency_us": {"p99": p99}}})
+        };
+        let doc = serde_json::json!({"rows": [
+            row("sluice", 1, "max", 120.0, 0.0), row("nginx", 1, "max", 100.0, 0.0),
+            row("sluice", 2, "max", 90.0, 0.0), row("nginx", 2, "max", 100.0, 0.0),
+            row("sluice", 3, "max", 130.0, 0.0), row("sluice-other", 1, "max", 10.0, 0.0),
+            row("sluice", 1, "open50", 60.0, 80.0), row("nginx", 1, "open50", 50.0, 100.0),
+            row("sluice", 2, "open50", 45.0, 300.0), row("nginx", 2, "open50", 50.0, 100.0),
+        ]});
+        let res = Results::from_json(&doc).unwrap();
+        let mut md = String::new();
+        head_to_head(&mut md, &res);
+        assert!(
+            md.contains("| weather | sluice / nginx | 1.20 (1 of 2) | - | 1.90 (1 of 2) | - |"),
+            "{md}"
+        );
+        assert!(!md.contains("sluice-other"), "{md}");
     }
 
     #[test]
