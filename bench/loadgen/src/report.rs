@@ -376,9 +376,10 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
 }
 
 /// What the targets compare: the scenario's first system (sluice) against each
-/// baseline (a system not named `sluice...`), as a ratio of medians and as the rounds
-/// it wins, pairing rows of the same round (one round's noise hits both, which a ratio
-/// of medians can hide).
+/// baseline (a system not named `sluice...`). By round: the ratio of the medians, and
+/// the rounds it won, pairing rows of the same round. By paired slice (`bench/run.sh`'s
+/// `pair_*` rows, the two sides a second or two apart): the median of the slices'
+/// ratios, and the slices it won.
 const HEAD_TO_HEAD: [(&str, &str, bool, Metric); 4] = [
     ("max", "req/s", true, rps),
     ("max", "server CPU us/req", false, server_us),
@@ -392,55 +393,95 @@ fn p99(r: &Value) -> Option<f64> {
     r["client"]["latency_us"]["p99"].as_f64()
 }
 
-fn head_to_head(out: &mut String, res: &Results) {
-    let mut lines = Vec::new();
-    for sc in &res.scenarios {
-        let Some((first, others)) = sc.systems.split_first() else {
-            continue;
-        };
-        for other in others.iter().filter(|o| !o.name.starts_with("sluice")) {
-            let cells: Vec<String> = HEAD_TO_HEAD
+/// One cell of the head-to-head tables: `ratio (won of paired)`, or `-`.
+fn compare(first: &System, other: &System, load: &str, f: Metric, higher_wins: bool) -> String {
+    let slices = load.starts_with("pair_");
+    let pairs: Vec<(f64, f64)> = first
+        .loads(load)
+        .filter(|r| !slices || r["vs"].as_str() == Some(other.name))
+        .filter_map(|r| Some((f(r)?, other.in_round(load, &r["round"], &f)?)))
+        .collect();
+    if pairs.is_empty() {
+        return "-".into();
+    }
+    let ratio = if slices {
+        median(
+            pairs
                 .iter()
-                .map(|&(load, _, higher_wins, f)| {
-                    let ratio = match (first.median(load, f), other.median(load, f)) {
-                        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                        _ => return "-".into(),
-                    };
-                    let (mut won, mut paired) = (0, 0);
-                    for row in first.loads(load) {
-                        let round = &row["round"];
-                        if let (Some(a), Some(b)) = (f(row), other.in_round(load, round, &f)) {
-                            paired += 1;
-                            won += usize::from(if higher_wins { a >= b } else { a <= b });
-                        }
-                    }
-                    format!("{ratio} ({won} of {paired})")
-                })
-                .collect();
-            if cells.iter().any(|c| c != "-") {
-                lines.push(format!(
-                    "| {} | {} / {} | {} |",
-                    sc.name,
-                    first.name,
-                    other.name,
-                    cells.join(" | ")
-                ));
+                .filter(|p| p.1 > 0.0)
+                .map(|p| p.0 / p.1)
+                .collect(),
+        )
+    } else {
+        match (first.median(load, f), other.median(load, f)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        }
+    };
+    let won = pairs
+        .iter()
+        .filter(|(a, b)| if higher_wins { a >= b } else { a <= b })
+        .count();
+    format!("{} ({won} of {})", fmt(ratio, 2), pairs.len())
+}
+
+fn head_to_head(out: &mut String, res: &Results) {
+    let names: Vec<&str> = HEAD_TO_HEAD.iter().map(|h| h.1).collect();
+    let mut any = false;
+    for (prefix, title, how) in [
+        (
+            "",
+            "By round",
+            "the ratio of the medians over the rounds; in brackets, the rounds in which the \
+             first did at least as well, out of the rounds both ran",
+        ),
+        (
+            "pair_",
+            "By paired slice",
+            "short rows of the two back to back (`bench/run.sh`, `PAIRS`); the median of \
+             the slices' ratios; in brackets, the slices in which the first did at least as \
+             well",
+        ),
+    ] {
+        let mut lines = Vec::new();
+        for sc in &res.scenarios {
+            let Some((first, others)) = sc.systems.split_first() else {
+                continue;
+            };
+            for other in others.iter().filter(|o| !o.name.starts_with("sluice")) {
+                let cells: Vec<String> = HEAD_TO_HEAD
+                    .iter()
+                    .map(|&(load, _, higher_wins, f)| {
+                        compare(first, other, &format!("{prefix}{load}"), f, higher_wins)
+                    })
+                    .collect();
+                if cells.iter().any(|c| c != "-") {
+                    lines.push(format!(
+                        "| {} | {} / {} | {} |",
+                        sc.name,
+                        first.name,
+                        other.name,
+                        cells.join(" | ")
+                    ));
+                }
             }
         }
-    }
-    if lines.is_empty() {
-        return;
-    }
-    out.push_str(
-        "\n## Head to head\n\nThe first system of each scenario against each baseline: the \
-         ratio of their medians, and in brackets the rounds in which the first did at least \
-         as well (higher req/s; lower CPU and p99) out of the rounds both ran.\n\n",
-    );
-    let names: Vec<&str> = HEAD_TO_HEAD.iter().map(|h| h.1).collect();
-    let _ = writeln!(out, "| scenario | systems | {} |", names.join(" | "));
-    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(names.len()));
-    for l in lines {
-        let _ = writeln!(out, "{l}");
+        if lines.is_empty() {
+            continue;
+        }
+        if !any {
+            out.push_str(
+                "\n## Head to head\n\nThe first system of each scenario against each \
+                 baseline (higher req/s, lower CPU and p99 are better).\n",
+            );
+            any = true;
+        }
+        let _ = writeln!(out, "\n{title}: {how}.\n");
+        let _ = writeln!(out, "| scenario | systems | {} |", names.join(" | "));
+        let _ = writeln!(out, "|---|---|{}", "---:|".repeat(names.len()));
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
     }
 }
 
@@ -794,12 +835,21 @@ mod tests {
             serde_json::json!({"scenario": "weather", "system": sys, "round": round, "load": load,
                 "client": {"rps": rps, "latency_us": {"p99": p99}}})
         };
+        let pair = |sys: &str, vs: &str, round: u32, rps: f64| {
+            serde_json::json!({"scenario": "weather", "system": sys, "vs": vs, "round": round,
+                "load": "pair_max", "client": {"rps": rps}})
+        };
         let doc = serde_json::json!({"rows": [
             row("sluice", 1, "max", 120.0, 0.0), row("nginx", 1, "max", 100.0, 0.0),
             row("sluice", 2, "max", 90.0, 0.0), row("nginx", 2, "max", 100.0, 0.0),
             row("sluice", 3, "max", 130.0, 0.0), row("sluice-other", 1, "max", 10.0, 0.0),
             row("sluice", 1, "open50", 60.0, 80.0), row("nginx", 1, "open50", 50.0, 100.0),
             row("sluice", 2, "open50", 45.0, 300.0), row("nginx", 2, "open50", 50.0, 100.0),
+            // Paired slices against two baselines: each matched with its own.
+            pair("sluice", "nginx", 1, 110.0), pair("nginx", "sluice", 1, 100.0),
+            pair("sluice", "nginx", 2, 95.0), pair("nginx", "sluice", 2, 100.0),
+            pair("sluice", "nginx", 3, 130.0), pair("nginx", "sluice", 3, 100.0),
+            pair("sluice", "lua", 1, 50.0), pair("lua", "sluice", 1, 100.0),
         ]});
         let res = Results::from_json(&doc).unwrap();
         let mut md = String::new();
@@ -809,6 +859,15 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("sluice-other"), "{md}");
+        // Ratios 1.10, 0.95, 1.30: their median, and 2 slices won of 3.
+        assert!(
+            md.contains("| weather | sluice / nginx | 1.10 (2 of 3) | - | - | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| weather | sluice / lua | 0.50 (0 of 1) | - | - | - |"),
+            "{md}"
+        );
     }
 
     #[test]
