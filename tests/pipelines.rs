@@ -273,6 +273,26 @@ fn processor_and_output_metrics_count_errors() {
     );
 }
 
+/// A mapping that writes no metadata passes the message's on unchanged (sluice moves
+/// it rather than copying it); one that writes some changes only what it writes.
+#[test]
+fn metadata_passes_through_mappings_that_do_not_write_it() {
+    let s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /m\n\
+         pipeline:\n  processors:\n    - mapping: 'root.trace = metadata(\"Trace\")'\n\
+         \x20   - mapping: |\n        meta status = \"201\"\n        meta Trace = deleted()\n        root = this\n\
+         \x20   - mapping: 'root = [this.trace, metadata(\"X-City\"), @status, metadata(\"Trace\")]'\n\
+         output:\n  sync_response: {}\n",
+    );
+    let raw =
+        "POST /m HTTP/1.1\r\nHost: x\r\nX-City: Berlin\r\nTrace: t1\r\nContent-Length: 2\r\n\r\n{}";
+    let r = exchange(s.addr, raw.as_bytes());
+    assert_eq!(
+        (r.status, r.text()),
+        (200, r#"["t1","Berlin","201",null]"#.into())
+    );
+}
+
 #[test]
 fn path_params_query_headers_and_cookies_become_metadata() {
     let s = Sluice::start(

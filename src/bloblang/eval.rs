@@ -106,10 +106,60 @@ pub struct Env<'a, 'c> {
     /// The input document, parsed on first use of `this`.
     pub input: OnceCell<Result<Value<'a>, &'a str>>,
     /// Metadata of the message being built (`@` reads it, `meta x = ` writes it).
-    pub meta: RefCell<Meta<'a>>,
+    pub meta: MetaCow<'a, 'c>,
     pub prog: &'c Program,
     /// Nesting of `.apply()` calls, bounded so a self-applying map errors, not overflows.
     pub depth: Cell<u32>,
+}
+
+/// The metadata a run reads and writes: the input message's, borrowed, until the
+/// mapping first writes to it, then a copy. Most mappings never touch metadata, so most
+/// runs copy none of it.
+pub struct MetaCow<'a, 'c> {
+    base: Option<&'c Meta<'a>>,
+    own: RefCell<Option<Meta<'a>>>,
+}
+
+impl<'a, 'c> MetaCow<'a, 'c> {
+    pub fn borrowed(base: &'c Meta<'a>) -> Self {
+        MetaCow {
+            base: Some(base),
+            own: RefCell::new(None),
+        }
+    }
+
+    fn owned(meta: Meta<'a>) -> Self {
+        MetaCow {
+            base: None,
+            own: RefCell::new(Some(meta)),
+        }
+    }
+
+    /// Calls `f` with the current metadata.
+    pub fn read<R>(&self, f: impl FnOnce(&Meta<'a>) -> R) -> R {
+        match (&*self.own.borrow(), self.base) {
+            (Some(own), _) => f(own),
+            (None, Some(base)) => f(base),
+            (None, None) => unreachable!("a MetaCow holds a borrowed or an owned Meta"),
+        }
+    }
+
+    /// The metadata to change, copied from the input's on the first write.
+    fn write(&self) -> std::cell::RefMut<'_, Meta<'a>> {
+        std::cell::RefMut::map(self.own.borrow_mut(), |own| {
+            own.get_or_insert_with(|| self.base.expect("borrowed or owned").clone())
+        })
+    }
+
+    /// A copy of the current metadata.
+    fn to_owned(&self) -> Meta<'a> {
+        self.read(Meta::clone)
+    }
+
+    /// The metadata if the run wrote any (`None`: the input's, unchanged).
+    fn into_written(self) -> Option<Meta<'a>> {
+        self.own.into_inner()
+    }
 }
 
 /// How deep `.apply()` may nest.
@@ -586,10 +636,16 @@ pub fn eval<'a>(ctx: &Ctx<'a, '_>, e: &Expr) -> R<'a> {
             Some(v) => Ok(v),
             None => ctx.fail(&format!("variable '{name}' undefined")),
         },
-        Expr::Meta(Some(k)) => Ok(ctx.env.meta.borrow().get(k).copied().unwrap_or(Value::Null)),
+        Expr::Meta(Some(k)) => Ok(ctx
+            .env
+            .meta
+            .read(|m| m.get(k).copied())
+            .unwrap_or(Value::Null)),
         Expr::Meta(None) => {
-            let meta = ctx.env.meta.borrow();
-            let items = BVec::from_iter_in(meta.iter().map(|(k, v)| (k, *v)), ctx.arena);
+            let items = ctx
+                .env
+                .meta
+                .read(|meta| BVec::from_iter_in(meta.iter().map(|(k, v)| (k, *v)), ctx.arena));
             Ok(make_object(ctx.arena, items))
         }
         Expr::Func(f, call) => f(ctx, call),
@@ -754,7 +810,7 @@ fn eval_at<'a>(ctx: &Ctx<'a, '_>, e: &Expr, index: usize) -> R<'a> {
         index,
         vars: ctx.env.vars,
         input: OnceCell::new(),
-        meta: RefCell::new(ctx.env.batch[index].meta.clone()),
+        meta: MetaCow::borrowed(&ctx.env.batch[index].meta),
         prog: ctx.env.prog,
         depth: Cell::new(ctx.env.depth.get()),
     };
@@ -829,14 +885,15 @@ pub fn run_stmts<'a>(ctx: &Ctx<'a, '_>, stmts: &[Stmt]) -> Result<(), (u32, &'a 
             }
             Stmt::Meta { key, expr, line } => {
                 let r = eval(ctx, expr);
-                let mut meta = ctx.env.meta.borrow_mut();
+                let meta = || ctx.env.meta.write();
                 match (key, r) {
                     (_, Err(Flow::Nothing)) => {}
                     (_, Err(Flow::Err(m))) => return Err((*line, m)),
-                    (Some(k), Err(Flow::Deleted)) => meta.remove(k),
-                    (None, Err(Flow::Deleted)) => meta.clear(),
-                    (Some(k), Ok(v)) => meta.set(ctx.arena.alloc_str(k), v),
+                    (Some(k), Err(Flow::Deleted)) => meta().remove(k),
+                    (None, Err(Flow::Deleted)) => meta().clear(),
+                    (Some(k), Ok(v)) => meta().set(ctx.arena.alloc_str(k), v),
                     (None, Ok(Value::Object(m))) => {
+                        let mut meta = meta();
                         meta.clear();
                         for (k, v) in m {
                             meta.set(k, *v);
@@ -900,7 +957,8 @@ pub struct Outcome<'a> {
 pub struct RawOutcome<'a> {
     pub root: RootState<'a>,
     pub fields: Option<&'a [Cell<Slot<'a>>]>,
-    pub meta: Meta<'a>,
+    /// `None`: the run wrote no metadata, the input's stands.
+    pub meta: Option<Meta<'a>>,
 }
 
 /// Runs `prog` against message `index` of `batch`.
@@ -937,7 +995,7 @@ pub fn run_raw<'a>(
         index,
         vars,
         input: OnceCell::new(),
-        meta: RefCell::new(msg.meta.clone()),
+        meta: MetaCow::borrowed(&msg.meta),
         prog,
         depth: Cell::new(0),
     };
@@ -966,7 +1024,7 @@ pub fn run_raw<'a>(
     Ok(RawOutcome {
         root: root.state.get(),
         fields: root.fields.filter(|_| root.touched.get()),
-        meta: env.meta.into_inner(),
+        meta: env.meta.into_written(),
     })
 }
 
@@ -1007,7 +1065,7 @@ pub fn run_sub<'a>(ctx: &Ctx<'a, '_>, prog: &Program, v: Value<'a>) -> R<'a> {
         index: ctx.env.index,
         vars,
         input: OnceCell::new(),
-        meta: RefCell::new(ctx.env.meta.borrow().clone()),
+        meta: MetaCow::owned(ctx.env.meta.to_owned()),
         prog,
         depth: Cell::new(ctx.env.depth.get() + 1),
     };

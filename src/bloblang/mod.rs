@@ -24,6 +24,7 @@ use crate::message::{Message, Value};
 mod ast;
 pub mod cli;
 mod eval;
+pub use eval::Mode;
 mod functions;
 mod interpolate;
 mod json;
@@ -106,6 +107,13 @@ fn exec_error((line, msg): (u32, &str)) -> ExecError {
 
 /// A compiled mapping. `Clone` gives an independent copy (its own `counter()` state);
 /// `Send` but not `Sync` (per-call caches and counters use `Cell`s).
+/// One message as a mapping left it: its payload and, if the mapping wrote any, its
+/// metadata (`None`: the input message's stands).
+pub struct Mapped<'a> {
+    pub payload: &'a [u8],
+    pub meta: Option<crate::message::Meta<'a>>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Mapping {
     /// The parsed statements, named maps and variable slot count.
@@ -136,7 +144,7 @@ impl Mapping {
         batch: &[Message<'a>],
         index: usize,
     ) -> Result<Option<Message<'a>>, ExecError> {
-        self.finish(arena, batch, index, eval::Mode::Mapping)
+        self.finish(arena, batch, index, Mode::Mapping)
     }
 
     /// `mutation` semantics: root starts as the input document.
@@ -146,7 +154,7 @@ impl Mapping {
         batch: &[Message<'a>],
         index: usize,
     ) -> Result<Option<Message<'a>>, ExecError> {
-        self.finish(arena, batch, index, eval::Mode::Mutation)
+        self.finish(arena, batch, index, Mode::Mutation)
     }
 
     fn finish<'a>(
@@ -154,20 +162,38 @@ impl Mapping {
         arena: &'a Bump,
         batch: &[Message<'a>],
         index: usize,
-        mode: eval::Mode,
+        mode: Mode,
     ) -> Result<Option<Message<'a>>, ExecError> {
-        let out = eval::run_raw(&self.prog, arena, batch, index, mode).map_err(exec_error)?;
         let msg = &batch[index];
+        Ok(self
+            .exec_parts(arena, batch, index, mode)?
+            .map(|m| Message {
+                payload: m.payload,
+                meta: m.meta.unwrap_or_else(|| msg.meta.clone()),
+                error: msg.error,
+            }))
+    }
+
+    /// Runs the mapping on message `index` as `mode` says, for a caller that owns the
+    /// batch: metadata the mapping did not write is not copied (`Mapped::meta` is
+    /// `None`), the caller keeps the input's. `Ok(None)`: deleted.
+    pub fn exec_parts<'a>(
+        &self,
+        arena: &'a Bump,
+        batch: &[Message<'a>],
+        index: usize,
+        mode: Mode,
+    ) -> Result<Option<Mapped<'a>>, ExecError> {
+        let out = eval::run_raw(&self.prog, arena, batch, index, mode).map_err(exec_error)?;
         let payload = match (out.fields, &self.prog.fields, out.root) {
             (Some(values), Some(plan), _) => self.serialise_fields(arena, values, plan),
             (_, _, eval::RootState::Deleted) => return Ok(None),
-            (_, _, eval::RootState::Unset) => msg.payload,
+            (_, _, eval::RootState::Unset) => batch[index].payload,
             (_, _, eval::RootState::Val(v)) => serialise(arena, &v),
         };
-        Ok(Some(Message {
+        Ok(Some(Mapped {
             payload,
             meta: out.meta,
-            error: msg.error,
         }))
     }
 

@@ -37,25 +37,34 @@ impl Mapping {
 
     /// Maps every message; returns how many failed.
     pub fn process<'a>(&self, cx: &Context<'a>, batch: &mut Batch<'a>) -> u64 {
-        apply(cx, batch, |batch, i| self.mapping.exec(cx.arena, batch, i))
+        apply(cx, batch, &self.mapping, bloblang::Mode::Mapping)
     }
 }
 
-/// Applies `f` to each message: `Some` replaces it, `None` drops it, `Err` flags it.
-/// Shared by `mapping` and `mutation`, which differ only in where `root` starts.
-/// Every result is computed against the batch as it came in (so `batch_index()` and
-/// friends see the original batch), then the batch is rebuilt in the arena.
+/// Runs `mapping` on each message as `mode` says: a result replaces the message (its
+/// metadata moved over unless the mapping wrote some), a deletion drops it, an error
+/// flags it. Shared by `mapping` and `mutation`. Every result is computed against the
+/// batch as it came in (so `batch_index()` and friends see the original batch), then
+/// the batch is rebuilt in the arena.
 pub fn apply<'a>(
     cx: &Context<'a>,
     batch: &mut Batch<'a>,
-    f: impl Fn(&[Message<'a>], usize) -> Result<Option<Message<'a>>, bloblang::ExecError>,
+    mapping: &bloblang::Mapping,
+    mode: bloblang::Mode,
 ) -> u64 {
-    let results = BVec::from_iter_in((0..batch.len()).map(|i| f(batch, i)), cx.arena);
+    let results = BVec::from_iter_in(
+        (0..batch.len()).map(|i| mapping.exec_parts(cx.arena, batch, i, mode)),
+        cx.arena,
+    );
     let mut out = BVec::with_capacity_in(batch.len(), cx.arena);
     let mut errors = 0;
     for (mut msg, result) in batch.drain(..).zip(results) {
         match result {
-            Ok(Some(mapped)) => out.push(mapped),
+            Ok(Some(mapped)) => out.push(Message {
+                payload: mapped.payload,
+                meta: mapped.meta.unwrap_or(msg.meta),
+                error: msg.error,
+            }),
             Ok(None) => {}
             Err(e) => {
                 errors += 1;

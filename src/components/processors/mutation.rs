@@ -20,8 +20,6 @@ impl Mutation {
 
     /// Mutates every message; returns how many failed.
     pub fn process<'a>(&self, cx: &Context<'a>, batch: &mut Batch<'a>) -> u64 {
-        super::mapping::apply(cx, batch, |batch, i| {
-            self.mapping.exec_mutation(cx.arena, batch, i)
-        })
+        super::mapping::apply(cx, batch, &self.mapping, crate::bloblang::Mode::Mutation)
     }
 }
