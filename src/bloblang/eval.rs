@@ -116,44 +116,37 @@ pub struct Env<'a, 'c> {
 /// mapping first writes to it, then a copy. Most mappings never touch metadata, so most
 /// runs copy none of it.
 pub struct MetaCow<'a, 'c> {
-    base: Option<&'c Meta<'a>>,
+    base: &'c Meta<'a>,
     own: RefCell<Option<Meta<'a>>>,
 }
 
 impl<'a, 'c> MetaCow<'a, 'c> {
     pub fn borrowed(base: &'c Meta<'a>) -> Self {
         MetaCow {
-            base: Some(base),
+            base,
             own: RefCell::new(None),
-        }
-    }
-
-    fn owned(meta: Meta<'a>) -> Self {
-        MetaCow {
-            base: None,
-            own: RefCell::new(Some(meta)),
         }
     }
 
     /// Calls `f` with the current metadata.
     pub fn read<R>(&self, f: impl FnOnce(&Meta<'a>) -> R) -> R {
-        match (&*self.own.borrow(), self.base) {
-            (Some(own), _) => f(own),
-            (None, Some(base)) => f(base),
-            (None, None) => unreachable!("a MetaCow holds a borrowed or an owned Meta"),
-        }
+        f(self.own.borrow().as_ref().unwrap_or(self.base))
     }
 
     /// The metadata to change, copied from the input's on the first write.
     fn write(&self) -> std::cell::RefMut<'_, Meta<'a>> {
         std::cell::RefMut::map(self.own.borrow_mut(), |own| {
-            own.get_or_insert_with(|| self.base.expect("borrowed or owned").clone())
+            own.get_or_insert_with(|| self.base.clone())
         })
     }
 
-    /// A copy of the current metadata.
-    fn to_owned(&self) -> Meta<'a> {
-        self.read(Meta::clone)
+    /// An independent view of the same metadata, for a sub-program whose writes must
+    /// not reach this run: it shares the input's and copies only what this run wrote.
+    fn fork(&self) -> MetaCow<'a, 'c> {
+        MetaCow {
+            base: self.base,
+            own: RefCell::new(self.own.borrow().clone()),
+        }
     }
 
     /// The metadata if the run wrote any (`None`: the input's, unchanged).
@@ -1065,7 +1058,7 @@ pub fn run_sub<'a>(ctx: &Ctx<'a, '_>, prog: &Program, v: Value<'a>) -> R<'a> {
         index: ctx.env.index,
         vars,
         input: OnceCell::new(),
-        meta: MetaCow::owned(ctx.env.meta.to_owned()),
+        meta: ctx.env.meta.fork(),
         prog,
         depth: Cell::new(ctx.env.depth.get() + 1),
     };

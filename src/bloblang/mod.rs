@@ -105,8 +105,6 @@ fn exec_error((line, msg): (u32, &str)) -> ExecError {
     ExecError(format!("failed assignment (line {line}): {msg}"))
 }
 
-/// A compiled mapping. `Clone` gives an independent copy (its own `counter()` state);
-/// `Send` but not `Sync` (per-call caches and counters use `Cell`s).
 /// One message as a mapping left it: its payload and, if the mapping wrote any, its
 /// metadata (`None`: the input message's stands).
 pub struct Mapped<'a> {
@@ -114,6 +112,20 @@ pub struct Mapped<'a> {
     pub meta: Option<crate::message::Meta<'a>>,
 }
 
+impl<'a> Mapped<'a> {
+    /// The message that replaces `input`: the mapped payload, the metadata the mapping
+    /// wrote or else the input's (moved, not copied), and the input's error flag.
+    pub fn replace(self, input: Message<'a>) -> Message<'a> {
+        Message {
+            payload: self.payload,
+            meta: self.meta.unwrap_or(input.meta),
+            error: input.error,
+        }
+    }
+}
+
+/// A compiled mapping. `Clone` gives an independent copy (its own `counter()` state);
+/// `Send` but not `Sync` (per-call caches and counters use `Cell`s).
 #[derive(Clone, Debug)]
 pub struct Mapping {
     /// The parsed statements, named maps and variable slot count.
@@ -164,14 +176,10 @@ impl Mapping {
         index: usize,
         mode: Mode,
     ) -> Result<Option<Message<'a>>, ExecError> {
-        let msg = &batch[index];
+        // The batch is borrowed here: the input is copied for its metadata.
         Ok(self
             .exec_parts(arena, batch, index, mode)?
-            .map(|m| Message {
-                payload: m.payload,
-                meta: m.meta.unwrap_or_else(|| msg.meta.clone()),
-                error: msg.error,
-            }))
+            .map(|m| m.replace(batch[index].clone())))
     }
 
     /// Runs the mapping on message `index` as `mode` says, for a caller that owns the

@@ -6,7 +6,7 @@ use crate::bloblang;
 use crate::components::Context;
 use bumpalo::collections::Vec as BVec;
 
-use crate::message::{Batch, Message};
+use crate::message::Batch;
 
 /// The mapping source, compiled while the config is read so a bad mapping is a config
 /// error with its position.
@@ -60,11 +60,7 @@ pub fn apply<'a>(
     let mut errors = 0;
     for (mut msg, result) in batch.drain(..).zip(results) {
         match result {
-            Ok(Some(mapped)) => out.push(Message {
-                payload: mapped.payload,
-                meta: mapped.meta.unwrap_or(msg.meta),
-                error: msg.error,
-            }),
+            Ok(Some(mapped)) => out.push(mapped.replace(msg)),
             Ok(None) => {}
             Err(e) => {
                 errors += 1;
