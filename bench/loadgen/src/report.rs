@@ -383,15 +383,11 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
 const HEAD_TO_HEAD: [(&str, &str, bool, Metric); 4] = [
     ("max", "req/s", true, rps),
     ("max", "server CPU us/req", false, server_us),
-    ("open50", "p99 at own 50%", false, p99),
-    ("same50", "p99 at equal load", false, p99),
+    ("open50", "p99 at own 50%", false, |r| latency("p99")(r)),
+    ("same50", "p99 at equal load", false, |r| latency("p99")(r)),
 ];
 
 type Metric = fn(&Value) -> Option<f64>;
-
-fn p99(r: &Value) -> Option<f64> {
-    r["client"]["latency_us"]["p99"].as_f64()
-}
 
 /// One cell of the head-to-head tables: `ratio (won of paired)`, or `-`.
 fn compare(first: &System, other: &System, load: &str, f: Metric, higher_wins: bool) -> String {
