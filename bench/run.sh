@@ -237,6 +237,10 @@ row() { # SCENARIO SYSTEM ROUND LOAD RATE (index in names)
     ROW="$head,\"error\":$(json_str "${errs[$k]}")}"
     return
   fi
+  case $load in *max) ;; *) if [ "${rate:-0}" = 0 ]; then
+    ROW="$head,\"error\":\"no maximum to take a share of\"}"
+    return
+  fi ;; esac
   if ! kill -0 "$pid" 2>/dev/null; then
     ROW="$head,\"error\":$(json_str "$system is no longer running")}"
     return
@@ -302,10 +306,13 @@ PY
 
 rows_file=$work/rows
 : >"$rows_file"
+row_rps() { # the req/s of the last row, empty if it failed
+  sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW"
+}
 emit() {
   echo "$ROW" >>"$rows_file"
   local rps
-  rps=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+  rps=$(row_rps)
   printf '  %-8s %-24s round %s %-6s %s\n' "$1" "$2" "$3" "$4" \
     "$(if [ -n "$rps" ]; then printf '%.0f req/s' "$rps"; else echo error; fi)" >&2
 }
@@ -333,17 +340,12 @@ measure_scenario() { # SCENARIO
       k=$(((i + round - 1) % n))
       row "$1" "${names[$k]}" "$round" max "" "$k"
       emit "$1" "${names[$k]}" "$round" max
-      rps=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+      rps=$(row_rps)
       if [ -n "$rps" ]; then
         lowest=$(awk -v r="$rps" -v l="${lowest:-}" 'BEGIN {print (l == "" || r < l) ? r : l}')
       fi
       for pct in 50 90; do
-        rate=$(share "$rps" $pct)
-        if [ "$rate" -gt 0 ]; then
-          row "$1" "${names[$k]}" "$round" "open$pct" "$rate" "$k"
-        else
-          ROW=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"open%s","error":"no maximum to take a share of"}' "$1" "${names[$k]}" "$round" $pct)
-        fi
+        row "$1" "${names[$k]}" "$round" "open$pct" "$(share "$rps" $pct)" "$k"
         emit "$1" "${names[$k]}" "$round" "open$pct"
       done
       if [ "$1" = weather ] && [ "${names[$k]}" = nginx-return-200 ] && [ -z "${errs[$k]}" ]; then
@@ -383,15 +385,11 @@ measure_pairs() { # SCENARIO
             pair_open50) rate=$(share "${top[$k]:-0}" 50) ;;
             pair_same50) rate=$(share "$lower" 50) ;;
           esac
-          if [ "${rate:-1}" = 0 ]; then
-            ROW=$(printf '{"scenario":"%s","system":"%s","round":%s,"load":"%s","error":"no maximum to take a share of"}' "$1" "${names[$k]}" "$p" "$load")
-          else
-            row "$1" "${names[$k]}" "$p" "$load" "$rate" "$k"
-          fi
+          row "$1" "${names[$k]}" "$p" "$load" "$rate" "$k"
           ROW=${ROW/\"load\":/\"vs\":\"${names[$((k == 0 ? b : 0))]}\",\"load\":}
           emit "$1" "${names[$k]}" "$p" "$load"
           if [ "$load" = pair_max ]; then
-            top[$k]=$(sed -n 's/.*"client":.*"rps":\([0-9.e+-]*\).*/\1/p' <<<"$ROW")
+            top[$k]=$(row_rps)
           fi
         done
         if [ "$load" = pair_max ]; then
