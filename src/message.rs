@@ -299,9 +299,18 @@ fn write_json_bytes(bytes: &[u8], out: &mut impl JsonOut) {
 }
 
 /// Message metadata: insertion-ordered key/value pairs; setting a key replaces it.
+///
+/// A request's headers join without being copied (`with_headers`): each reads as an
+/// entry keyed by its canonical name (`content-type` -> `Content-Type`; of repeated
+/// names the first wins), listed after the entries and hidden by an entry of the same
+/// key. Most pipelines read no header metadata, and turning every header into an entry
+/// on every request was a tenth of the weather request's user-space instructions.
 #[derive(Clone, Debug)]
 pub struct Meta<'a> {
     entries: BVec<'a, (&'a str, Value<'a>)>,
+    /// Request headers read as entries (see above); spilled into `entries` before a key
+    /// they provide is removed.
+    headers: &'a [(&'a str, &'a [u8])],
 }
 
 impl<'a> Meta<'a> {
@@ -313,49 +322,168 @@ impl<'a> Meta<'a> {
     pub fn with_capacity_in(n: usize, arena: &'a Bump) -> Self {
         Meta {
             entries: BVec::with_capacity_in(n, arena),
+            headers: &[],
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    /// Adds a request's headers, read in place (see [`Meta`]).
+    pub fn with_headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
+        self.spill_headers();
+        self.headers = headers;
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<Value<'a>> {
+        match self.entries.iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => Some(*v),
+            None => self.header(key).map(|v| self.header_value(v)),
+        }
     }
 
     pub fn set(&mut self, key: &'a str, value: Value<'a>) {
+        // A new entry hides a header of the same name.
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.entries.push((key, value)),
         }
     }
 
-    /// A copy whose entry list lives in `arena` (keys and values are still shared).
+    /// A copy whose entry list lives in `arena` (keys, values and headers are shared).
     pub fn clone_in<'b>(&self, arena: &'b Bump) -> Meta<'b>
     where
         'a: 'b,
     {
         let mut entries = BVec::with_capacity_in(self.entries.len(), arena);
         entries.extend(self.entries.iter().cloned());
-        Meta { entries }
+        Meta {
+            entries,
+            headers: self.headers,
+        }
     }
 
     pub fn remove(&mut self, key: &str) {
+        if self.header(key).is_some() {
+            self.spill_headers();
+        }
         self.entries.retain(|(k, _)| *k != key);
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.headers = &[];
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &Value<'a>)> {
-        self.entries.iter().map(|(k, v)| (*k, v))
+    /// The first entry (in `iter` order) whose key is `name` in any case. `name` is
+    /// canonical (`Content-Type`): most clients send header names so, and those then
+    /// match without a case-insensitive comparison.
+    pub fn find_ignore_case(&self, name: &str) -> Option<(&'a str, Value<'a>)> {
+        debug_assert!(is_canonical(name));
+        let same = |k: &str| k == name || k.eq_ignore_ascii_case(name);
+        if let Some((k, v)) = self.entries.iter().find(|(k, _)| same(k)) {
+            return Some((*k, *v));
+        }
+        // An entry hiding this header would have matched above.
+        let (n, v) = self.headers.iter().find(|(n, _)| same(n))?;
+        let key = if *n == name {
+            *n
+        } else {
+            canonical_header(self.entries.bump(), n)
+        };
+        Some((key, self.header_value(v)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
+        let headers = self.headers;
+        let visible = move |(i, (name, value)): (usize, &'a (&'a str, &'a [u8]))| {
+            if headers[..i]
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                return None;
+            }
+            let key = canonical_header(self.entries.bump(), name);
+            if self.entries.iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            Some((key, self.header_value(value)))
+        };
+        self.entries
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .chain(headers.iter().enumerate().filter_map(visible))
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.iter().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        // The first header is visible unless an entry hides it.
+        self.entries.is_empty() && self.headers.is_empty()
     }
+
+    /// The value of the first header whose canonical name is `key`.
+    fn header(&self, key: &str) -> Option<&'a [u8]> {
+        if self.headers.is_empty() || !is_canonical(key) {
+            return None;
+        }
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == key || n.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    }
+
+    fn header_value(&self, value: &'a [u8]) -> Value<'a> {
+        Value::Str(text_in(self.entries.bump(), value))
+    }
+
+    /// Turns the visible headers into entries (after the existing ones).
+    fn spill_headers(&mut self) {
+        let headers = std::mem::take(&mut self.headers);
+        for (name, value) in headers {
+            let key = canonical_header(self.entries.bump(), name);
+            // Also skips a repeated name: its first value is in already.
+            if !self.entries.iter().any(|(k, _)| *k == key) {
+                let v = self.header_value(value);
+                self.entries.push((key, v));
+            }
+        }
+    }
+}
+
+/// Whether `name` is in Go's canonical header form: a capital at the start and after
+/// each `-`, lower case elsewhere.
+pub fn is_canonical(name: &str) -> bool {
+    let mut upper = true;
+    name.bytes().all(|b| {
+        let ok = if upper {
+            !b.is_ascii_lowercase()
+        } else {
+            !b.is_ascii_uppercase()
+        };
+        upper = b == b'-';
+        ok
+    })
+}
+
+/// Go's `CanonicalMIMEHeaderKey`: `content-type` -> `Content-Type`.
+pub fn canonical_header<'a>(arena: &'a Bump, name: &'a str) -> &'a str {
+    // Most clients already send canonical names: then there is nothing to copy.
+    if is_canonical(name) {
+        return name;
+    }
+    let mut upper = true;
+    let s = arena.alloc_str(name);
+    // SAFETY: only ASCII letters change case, which keeps the bytes valid UTF-8.
+    for b in unsafe { s.as_bytes_mut() } {
+        if upper {
+            b.make_ascii_uppercase();
+        } else {
+            b.make_ascii_lowercase();
+        }
+        upper = *b == b'-';
+    }
+    s
 }
 
 /// One message of a batch.
@@ -440,8 +568,70 @@ mod tests {
         m.set("a", Value::Int(3));
         let keys: Vec<_> = m.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "b"]);
-        assert_eq!(m.get("a"), Some(&Value::Int(3)));
+        assert_eq!(m.get("a"), Some(Value::Int(3)));
         m.remove("a");
         assert_eq!(m.len(), 1);
+    }
+
+    fn keys<'a>(m: &Meta<'a>) -> Vec<(&'a str, Value<'a>)> {
+        m.iter().collect()
+    }
+
+    #[test]
+    fn headers_read_as_canonical_entries_the_first_of_a_name_winning() {
+        let arena = Bump::new();
+        let headers: &[(&str, &[u8])] = &[
+            ("content-type", b"application/json"),
+            ("X-Trace", b"1"),
+            ("x-trace", b"2"),
+            ("Bad", b"\xff"),
+        ];
+        let mut m = Meta::with_capacity_in(1, &arena).with_headers(headers);
+        m.set("fixed", Value::Int(1));
+        assert_eq!(m.get("Content-Type"), Some(Value::Str("application/json")));
+        assert_eq!(m.get("content-type"), None, "keys are canonical");
+        assert_eq!(m.get("X-Trace"), Some(Value::Str("1")));
+        assert_eq!(m.get("Bad"), Some(Value::Str("\u{fffd}")));
+        assert_eq!(
+            keys(&m),
+            [
+                ("fixed", Value::Int(1)),
+                ("Content-Type", Value::Str("application/json")),
+                ("X-Trace", Value::Str("1")),
+                ("Bad", Value::Str("\u{fffd}")),
+            ]
+        );
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            m.find_ignore_case("Content-Type"),
+            Some(("Content-Type", Value::Str("application/json")))
+        );
+
+        // An entry hides the header of its key, in reads, iteration and search.
+        m.set("X-Trace", Value::Str("set"));
+        m.set("content-type", Value::Str("text/plain"));
+        assert_eq!(m.get("X-Trace"), Some(Value::Str("set")));
+        assert_eq!(
+            m.find_ignore_case("Content-Type"),
+            Some(("content-type", Value::Str("text/plain")))
+        );
+        let copy = m.clone_in(&arena);
+        assert_eq!(keys(&copy).len(), 5);
+        assert_eq!(keys(&copy)[1], ("X-Trace", Value::Str("set")));
+
+        // Removing a header's key removes it (and keeps the others).
+        m.remove("Content-Type");
+        assert_eq!(m.get("Content-Type"), None);
+        assert_eq!(m.get("Bad"), Some(Value::Str("\u{fffd}")));
+        assert_eq!(m.len(), 4);
+        m.remove("X-Trace");
+        assert_eq!(
+            m.get("X-Trace"),
+            None,
+            "the second value does not come back"
+        );
+        m.clear();
+        assert!(m.is_empty());
+        assert_eq!(m.get("Bad"), None);
     }
 }

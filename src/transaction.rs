@@ -38,9 +38,7 @@ impl StoredMessage {
         self.payload.clear();
         self.payload.extend_from_slice(msg.payload);
         self.meta_len = 0;
-        // Without interpolation or metadata headers, only a part's Content-Type is read.
-        let wanted = |k: &str| all_meta || k.eq_ignore_ascii_case("content-type");
-        for (k, v) in msg.meta.iter().filter(|(k, _)| wanted(k)) {
+        let mut put = |k: &str, v: Value<'_>| {
             if self.meta_len == self.meta.len() {
                 self.meta.push(Default::default());
             }
@@ -50,6 +48,13 @@ impl StoredMessage {
             value.clear();
             value.push_str(v.to_text(arena));
             self.meta_len += 1;
+        };
+        // Without interpolation or metadata headers, only a part's Content-Type is read
+        // (the first, as `HttpServer::respond` reads it).
+        if all_meta {
+            msg.meta.iter().for_each(|(k, v)| put(k, v));
+        } else if let Some((k, v)) = msg.meta.find_ignore_case("Content-Type") {
+            put(k, v);
         }
     }
 

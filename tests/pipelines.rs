@@ -293,6 +293,22 @@ fn metadata_passes_through_mappings_that_do_not_write_it() {
     );
 }
 
+/// Headers are metadata under their canonical names, once each (the first value of a
+/// repeated name), and a query parameter of the same name takes the header's place.
+#[test]
+fn each_header_is_metadata_once_under_its_canonical_name() {
+    let s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /h\n\
+         pipeline:\n  processors:\n    - mapping: |\n        root = [metadata(\"X-Dup\"), metadata(\"X-Over\"), metadata(\"x-dup\"), @.keys().filter(k -> k.has_prefix(\"X-\")).sort(), @.values().length()]\n\
+         output:\n  sync_response: {}\n",
+    );
+    let raw = "POST /h?X-Over=query HTTP/1.1\r\nHost: x\r\nx-dup: 1\r\nX-DUP: 2\r\nX-Over: header\r\nContent-Length: 0\r\n\r\n";
+    let r = exchange(s.addr, raw.as_bytes());
+    assert_eq!(r.status, 200);
+    // Four fixed keys, Host, X-Dup, X-Over, Content-Length.
+    assert_eq!(r.text(), r#"["1","query",null,["X-Dup","X-Over"],8]"#);
+}
+
 #[test]
 fn path_params_query_headers_and_cookies_become_metadata() {
     let s = Sluice::start(

@@ -629,16 +629,12 @@ pub fn eval<'a>(ctx: &Ctx<'a, '_>, e: &Expr) -> R<'a> {
             Some(v) => Ok(v),
             None => ctx.fail(&format!("variable '{name}' undefined")),
         },
-        Expr::Meta(Some(k)) => Ok(ctx
-            .env
-            .meta
-            .read(|m| m.get(k).copied())
-            .unwrap_or(Value::Null)),
+        Expr::Meta(Some(k)) => Ok(ctx.env.meta.read(|m| m.get(k)).unwrap_or(Value::Null)),
         Expr::Meta(None) => {
             let items = ctx
                 .env
                 .meta
-                .read(|meta| BVec::from_iter_in(meta.iter().map(|(k, v)| (k, *v)), ctx.arena));
+                .read(|meta| BVec::from_iter_in(meta.iter(), ctx.arena));
             Ok(make_object(ctx.arena, items))
         }
         Expr::Func(f, call) => f(ctx, call),

@@ -174,9 +174,9 @@ fn meta<'a>(ctx: &Ctx<'a, '_>, call: &Call) -> R<'a> {
 fn metadata<'a>(ctx: &Ctx<'a, '_>, call: &Call) -> R<'a> {
     let msg = ctx.message();
     match opt_str(ctx, call, 0, "key")? {
-        Some(k) => Ok(msg.meta.get(k).copied().unwrap_or(Value::Null)),
+        Some(k) => Ok(msg.meta.get(k).unwrap_or(Value::Null)),
         None => {
-            let items = BVec::from_iter_in(msg.meta.iter().map(|(k, v)| (k, *v)), ctx.arena);
+            let items = BVec::from_iter_in(msg.meta.iter(), ctx.arena);
             Ok(make_object(ctx.arena, items))
         }
     }

@@ -382,7 +382,7 @@ mod tests {
         msg.meta.set("baz", Value::Int(1));
         let out = m.exec(&arena, &[msg], 0).unwrap().unwrap();
         assert_eq!(out.payload, b"raw text");
-        assert_eq!(out.meta.get("foo"), Some(&Value::Str("bar")));
+        assert_eq!(out.meta.get("foo"), Some(Value::Str("bar")));
         assert_eq!(out.meta.get("baz"), None);
     }
 

@@ -686,15 +686,8 @@ fn multipart_body(batch: &[Message<'_>]) -> (Vec<u8>, String) {
     for m in batch {
         let ctype = m
             .meta
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .and_then(|(_, v)| {
-                if let Value::Str(s) = v {
-                    Some(*s)
-                } else {
-                    None
-                }
-            })
+            .find_ignore_case("Content-Type")
+            .and_then(|(_, v)| if let Value::Str(s) = v { Some(s) } else { None })
             .unwrap_or("application/octet-stream");
         body.extend_from_slice(format!("--{boundary}\r\nContent-Type: {ctype}\r\n\r\n").as_bytes());
         body.extend_from_slice(m.payload);
