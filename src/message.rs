@@ -302,15 +302,18 @@ fn write_json_bytes(bytes: &[u8], out: &mut impl JsonOut) {
 ///
 /// A request's headers join without being copied (`with_headers`): each reads as an
 /// entry keyed by its canonical name (`content-type` -> `Content-Type`; of repeated
-/// names the first wins), listed after the entries and hidden by an entry of the same
-/// key. Most pipelines read no header metadata, and turning every header into an entry
-/// on every request was a tenth of the weather request's user-space instructions.
+/// names the first wins), in the place they joined at (after the entries there were
+/// then, before those set later), and an entry of the same key hides the header. Most
+/// pipelines read no header metadata, and turning every header into an entry on every
+/// request was a tenth of the weather request's user-space instructions.
 #[derive(Clone, Debug)]
 pub struct Meta<'a> {
     entries: BVec<'a, (&'a str, Value<'a>)>,
     /// Request headers read as entries (see above); spilled into `entries` before a key
     /// they provide is removed.
     headers: &'a [(&'a str, &'a [u8])],
+    /// Where the headers sit: after `entries[..at]`.
+    at: usize,
 }
 
 impl<'a> Meta<'a> {
@@ -323,13 +326,15 @@ impl<'a> Meta<'a> {
         Meta {
             entries: BVec::with_capacity_in(n, arena),
             headers: &[],
+            at: 0,
         }
     }
 
-    /// Adds a request's headers, read in place (see [`Meta`]).
+    /// Adds a request's headers after the current entries, read in place (see [`Meta`]).
     pub fn with_headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
         self.spill_headers();
         self.headers = headers;
+        self.at = self.entries.len();
         self
     }
 
@@ -358,6 +363,7 @@ impl<'a> Meta<'a> {
         Meta {
             entries,
             headers: self.headers,
+            at: self.at,
         }
     }
 
@@ -365,12 +371,17 @@ impl<'a> Meta<'a> {
         if self.header(key).is_some() {
             self.spill_headers();
         }
+        self.at -= self.entries[..self.at]
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .count();
         self.entries.retain(|(k, _)| *k != key);
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
         self.headers = &[];
+        self.at = 0;
     }
 
     /// The first entry (in `iter` order) whose key is `name` in any case. `name` is
@@ -379,22 +390,33 @@ impl<'a> Meta<'a> {
     pub fn find_ignore_case(&self, name: &str) -> Option<(&'a str, Value<'a>)> {
         debug_assert!(is_canonical(name));
         let same = |k: &str| k == name || k.eq_ignore_ascii_case(name);
-        if let Some((k, v)) = self.entries.iter().find(|(k, _)| same(k)) {
-            return Some((*k, *v));
+        let (before, after) = self.entries.split_at(self.at);
+        let found = |entries: &[(&'a str, Value<'a>)]| {
+            entries.iter().find(|(k, _)| same(k)).map(|(k, v)| (*k, *v))
+        };
+        if let Some(e) = found(before) {
+            return Some(e);
         }
-        // An entry hiding this header would have matched above.
-        let (n, v) = self.headers.iter().find(|(n, _)| same(n))?;
+        let Some((n, v)) = self.headers.iter().find(|(n, _)| same(n)) else {
+            return found(after);
+        };
         let key = if *n == name {
             *n
         } else {
             canonical_header(self.entries.bump(), n)
         };
-        Some((key, self.header_value(v)))
+        // An entry of exactly that key hides the header, in its place.
+        Some(match after.iter().find(|(k, _)| *k == key) {
+            Some((k, v)) => (*k, *v),
+            None => (key, self.header_value(v)),
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
         let headers = self.headers;
-        let visible = move |(i, (name, value)): (usize, &'a (&'a str, &'a [u8]))| {
+        let (before, after) = self.entries.split_at(self.at);
+        let entry = |(k, v): &(&'a str, Value<'a>)| (*k, *v);
+        let header = move |(i, (name, value)): (usize, &'a (&'a str, &'a [u8]))| {
             if headers[..i]
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -402,15 +424,28 @@ impl<'a> Meta<'a> {
                 return None;
             }
             let key = canonical_header(self.entries.bump(), name);
-            if self.entries.iter().any(|(k, _)| *k == key) {
+            if before.iter().any(|(k, _)| *k == key) {
                 return None;
             }
-            Some((key, self.header_value(value)))
+            // An entry of exactly that key hides the header, in its place.
+            match after.iter().find(|(k, _)| *k == key) {
+                Some(e) => Some(entry(e)),
+                None => Some((key, self.header_value(value))),
+            }
         };
-        self.entries
+        let in_header_place = move |k: &str| {
+            is_canonical(k) && headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k))
+        };
+        before
             .iter()
-            .map(|(k, v)| (*k, *v))
-            .chain(headers.iter().enumerate().filter_map(visible))
+            .map(entry)
+            .chain(headers.iter().enumerate().filter_map(header))
+            .chain(
+                after
+                    .iter()
+                    .filter(move |(k, _)| !in_header_place(k))
+                    .map(entry),
+            )
     }
 
     pub fn len(&self) -> usize {
@@ -437,17 +472,17 @@ impl<'a> Meta<'a> {
         Value::Str(text_in(self.entries.bump(), value))
     }
 
-    /// Turns the visible headers into entries (after the existing ones).
+    /// Turns the visible headers into entries, in their place.
     fn spill_headers(&mut self) {
-        let headers = std::mem::take(&mut self.headers);
-        for (name, value) in headers {
-            let key = canonical_header(self.entries.bump(), name);
-            // Also skips a repeated name: its first value is in already.
-            if !self.entries.iter().any(|(k, _)| *k == key) {
-                let v = self.header_value(value);
-                self.entries.push((key, v));
-            }
+        if self.headers.is_empty() {
+            return;
         }
+        let mut all =
+            BVec::with_capacity_in(self.entries.len() + self.headers.len(), self.entries.bump());
+        all.extend(self.iter());
+        self.entries = all;
+        self.headers = &[];
+        self.at = 0;
     }
 }
 
@@ -586,12 +621,17 @@ mod tests {
             ("x-trace", b"2"),
             ("Bad", b"\xff"),
         ];
-        let mut m = Meta::with_capacity_in(1, &arena).with_headers(headers);
+        let mut m = Meta::new_in(&arena);
+        assert!(Meta::new_in(&arena).with_headers(headers).len() == 3);
+        assert!(!Meta::new_in(&arena).with_headers(headers).is_empty());
         m.set("fixed", Value::Int(1));
+        let mut m = m.with_headers(headers);
+        m.set("later", Value::Int(2));
         assert_eq!(m.get("Content-Type"), Some(Value::Str("application/json")));
         assert_eq!(m.get("content-type"), None, "keys are canonical");
         assert_eq!(m.get("X-Trace"), Some(Value::Str("1")));
         assert_eq!(m.get("Bad"), Some(Value::Str("\u{fffd}")));
+        // The headers sit where they joined: after "fixed", before "later".
         assert_eq!(
             keys(&m),
             [
@@ -599,39 +639,59 @@ mod tests {
                 ("Content-Type", Value::Str("application/json")),
                 ("X-Trace", Value::Str("1")),
                 ("Bad", Value::Str("\u{fffd}")),
+                ("later", Value::Int(2)),
             ]
         );
-        assert_eq!(m.len(), 4);
+        assert_eq!(m.len(), 5);
+
+        // A later entry of another case comes after the header, as a later write; one
+        // of the same key takes the header's place.
+        m.set("content-type", Value::Str("text/plain"));
         assert_eq!(
             m.find_ignore_case("Content-Type"),
             Some(("Content-Type", Value::Str("application/json")))
         );
-
-        // An entry hides the header of its key, in reads, iteration and search.
-        m.set("X-Trace", Value::Str("set"));
-        m.set("content-type", Value::Str("text/plain"));
-        assert_eq!(m.get("X-Trace"), Some(Value::Str("set")));
+        m.set("Content-Type", Value::Str("text/html"));
+        assert_eq!(m.get("Content-Type"), Some(Value::Str("text/html")));
         assert_eq!(
             m.find_ignore_case("Content-Type"),
-            Some(("content-type", Value::Str("text/plain")))
+            Some(("Content-Type", Value::Str("text/html")))
         );
-        let copy = m.clone_in(&arena);
-        assert_eq!(keys(&copy).len(), 5);
-        assert_eq!(keys(&copy)[1], ("X-Trace", Value::Str("set")));
+        let order = [
+            ("fixed", Value::Int(1)),
+            ("Content-Type", Value::Str("text/html")),
+            ("X-Trace", Value::Str("1")),
+            ("Bad", Value::Str("\u{fffd}")),
+            ("later", Value::Int(2)),
+            ("content-type", Value::Str("text/plain")),
+        ];
+        assert_eq!(keys(&m), order);
+        assert_eq!(keys(&m.clone_in(&arena)), order);
 
-        // Removing a header's key removes it (and keeps the others).
-        m.remove("Content-Type");
-        assert_eq!(m.get("Content-Type"), None);
-        assert_eq!(m.get("Bad"), Some(Value::Str("\u{fffd}")));
-        assert_eq!(m.len(), 4);
+        // Removing a header's key turns the headers into entries in their place.
         m.remove("X-Trace");
         assert_eq!(
             m.get("X-Trace"),
             None,
-            "the second value does not come back"
+            "the repeated name's value does not come back"
         );
+        assert_eq!(keys(&m), [order[0], order[1], order[3], order[4], order[5]]);
+        m.remove("fixed");
+        m.set("new", Value::Int(3));
+        assert_eq!(keys(&m)[0], ("Content-Type", Value::Str("text/html")));
+        assert_eq!(keys(&m).last(), Some(&("new", Value::Int(3))));
         m.clear();
         assert!(m.is_empty());
         assert_eq!(m.get("Bad"), None);
+    }
+
+    #[test]
+    fn removing_a_header_key_before_the_headers_are_read() {
+        let arena = Bump::new();
+        let headers: &[(&str, &[u8])] = &[("X-A", b"1"), ("x-a", b"2"), ("B", b"3")];
+        let mut m = Meta::new_in(&arena).with_headers(headers);
+        m.remove("X-A");
+        assert_eq!(m.get("X-A"), None);
+        assert_eq!(keys(&m), [("B", Value::Str("3"))]);
     }
 }

@@ -309,6 +309,22 @@ fn each_header_is_metadata_once_under_its_canonical_name() {
     assert_eq!(r.text(), r#"["1","query",null,["X-Dup","X-Over"],8]"#);
 }
 
+/// A later metadata write wins over the request's header of the same name in another
+/// case, as in the order they were written: here in the response's headers.
+#[test]
+fn a_later_metadata_write_beats_the_request_header_in_response_headers() {
+    let s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\ninput:\n  http_server:\n    path: /t\n\
+         \x20   sync_response:\n      metadata_headers:\n        include_patterns: [ '(?i)^content-type$' ]\n\
+         pipeline:\n  processors:\n    - mapping: |\n        meta \"content-type\" = \"text/plain\"\n        root = \"hi\"\n\
+         output:\n  sync_response: {}\n",
+    );
+    let raw = "POST /t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    let r = exchange(s.addr, raw.as_bytes());
+    assert_eq!((r.status, r.text()), (200, "hi".into()));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+}
+
 #[test]
 fn path_params_query_headers_and_cookies_become_metadata() {
     let s = Sluice::start(

@@ -400,9 +400,9 @@ impl HttpServer {
         endpoint: &Endpoint,
     ) -> Meta<'a> {
         let text = |b: &'a [u8]| text_in(arena, b);
-        // The four fixed keys and the headers (read in place, see `Meta`); query,
+        // The four fixed keys, then the headers (read in place, see `Meta`); query,
         // parameters and cookies are rarer, and their keys hide headers of the same name.
-        let mut meta = Meta::with_capacity_in(4, arena).with_headers(req.headers);
+        let mut meta = Meta::with_capacity_in(4, arena);
         meta.set(
             "http_server_user_agent",
             Value::Str(req.header("user-agent").map_or("", text)),
@@ -410,6 +410,7 @@ impl HttpServer {
         meta.set("http_server_request_path", Value::Str(req.path));
         meta.set("http_server_verb", Value::Str(req.method));
         meta.set("http_server_remote_ip", Value::Str(req.remote_ip));
+        let mut meta = meta.with_headers(req.headers);
         // An empty query is not split: setting up the split alone cost ~100 instructions.
         let pairs = (!req.query.is_empty()).then(|| req.query.split('&'));
         for pair in pairs.into_iter().flatten().filter(|p| !p.is_empty()).rev() {
