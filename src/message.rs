@@ -397,41 +397,24 @@ impl<'a> Meta<'a> {
         if let Some(e) = found(before) {
             return Some(e);
         }
-        let Some((n, v)) = self.headers.iter().find(|(n, _)| same(n)) else {
+        let Some(i) = self.headers.iter().position(|(n, _)| same(n)) else {
             return found(after);
         };
-        let key = if *n == name {
-            *n
+        let n = self.headers[i].0;
+        let key = if n == name {
+            n
         } else {
             canonical_header(self.entries.bump(), n)
         };
-        // An entry of exactly that key hides the header, in its place.
-        Some(match after.iter().find(|(k, _)| *k == key) {
-            Some((k, v)) => (*k, *v),
-            None => (key, self.header_value(v)),
-        })
+        self.header_entry(i, key)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
         let headers = self.headers;
         let (before, after) = self.entries.split_at(self.at);
         let entry = |(k, v): &(&'a str, Value<'a>)| (*k, *v);
-        let header = move |(i, (name, value)): (usize, &'a (&'a str, &'a [u8]))| {
-            if headers[..i]
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
-                return None;
-            }
-            let key = canonical_header(self.entries.bump(), name);
-            if before.iter().any(|(k, _)| *k == key) {
-                return None;
-            }
-            // An entry of exactly that key hides the header, in its place.
-            match after.iter().find(|(k, _)| *k == key) {
-                Some(e) => Some(entry(e)),
-                None => Some((key, self.header_value(value))),
-            }
+        let header = move |(i, (name, _)): (usize, &'a (&'a str, &'a [u8]))| {
+            self.header_entry(i, canonical_header(self.entries.bump(), name))
         };
         let in_header_place = move |k: &str| {
             is_canonical(k) && headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k))
@@ -455,6 +438,24 @@ impl<'a> Meta<'a> {
     pub fn is_empty(&self) -> bool {
         // The first header is visible unless an entry hides it.
         self.entries.is_empty() && self.headers.is_empty()
+    }
+
+    /// Header `i`, whose canonical name is `key`, as `iter` lists it: `None` when an
+    /// earlier header has the name or an entry before the headers has the key; an entry
+    /// of exactly that key set later takes the header's place.
+    fn header_entry(&self, i: usize, key: &'a str) -> Option<(&'a str, Value<'a>)> {
+        let (name, value) = self.headers[i];
+        let (before, after) = self.entries.split_at(self.at);
+        let repeated = self.headers[..i]
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if repeated || before.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        Some(match after.iter().find(|(k, _)| *k == key) {
+            Some((k, v)) => (*k, *v),
+            None => (key, self.header_value(value)),
+        })
     }
 
     /// The value of the first header whose canonical name is `key`.
@@ -622,7 +623,7 @@ mod tests {
             ("Bad", b"\xff"),
         ];
         let mut m = Meta::new_in(&arena);
-        assert!(Meta::new_in(&arena).with_headers(headers).len() == 3);
+        assert_eq!(Meta::new_in(&arena).with_headers(headers).len(), 3);
         assert!(!Meta::new_in(&arena).with_headers(headers).is_empty());
         m.set("fixed", Value::Int(1));
         let mut m = m.with_headers(headers);
