@@ -304,6 +304,40 @@ fn idle_keep_alive_connections_are_closed() {
 }
 
 #[test]
+fn a_connection_idle_past_the_trim_point_serves_its_next_request() {
+    // After 1 s idle a connection frees its buffers, the read buffer too; the next
+    // request must find everything it needs, and the idle timeout still runs.
+    let s = echo("    idle_timeout: 2500ms\n");
+    let c = connect(s.addr);
+    let mut r = Reader::new(c.try_clone().unwrap());
+    let mut c = c;
+    let body = "x".repeat(3000); // more than the first read buffer holds
+    for round in 0..2 {
+        write!(
+            c,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let resp = r.response(false).unwrap();
+        assert_eq!(
+            (resp.status, resp.text()),
+            (200, body.clone()),
+            "round {round}"
+        );
+        std::thread::sleep(Duration::from_millis(1300));
+    }
+    // 1.3 s after the last answer: still open. It closes at 2.5 s.
+    let started = Instant::now();
+    assert!(r.closed());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+#[test]
 fn a_second_instance_on_the_same_port_exits_non_zero() {
     let first = echo("");
     let dir = support::TempDir::new();

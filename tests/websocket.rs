@@ -264,6 +264,30 @@ fn fragmented_message_with_a_ping_between_fragments() {
 }
 
 #[test]
+fn a_frame_split_across_an_idle_second_is_read_whole() {
+    // The first bytes wait in the read buffer while the connection is idle past the
+    // point where it frees its buffers: they must be kept.
+    let s = start("");
+    let mut raw = Raw::open(&s);
+    let mut frame = vec![0x81, 0x80 | 20];
+    frame.extend_from_slice(&KEY.unwrap());
+    let msg = br#"{"location":"Split"}"#;
+    frame.extend(msg.iter().enumerate().map(|(i, b)| b ^ KEY.unwrap()[i % 4]));
+    raw.stream.write_all(&frame[..9]).unwrap();
+    std::thread::sleep(Duration::from_millis(1300));
+    raw.stream.write_all(&frame[9..]).unwrap();
+    let (opcode, payload) = raw.read();
+    assert_eq!(opcode, 0x1);
+    let text = String::from_utf8(payload).unwrap();
+    assert!(text.contains(r#""city":"Split""#), "{text}");
+    // And after another idle second with nothing buffered, the next message.
+    std::thread::sleep(Duration::from_millis(1300));
+    raw.frame(true, 0x1, br#"{"location":"Later"}"#, KEY);
+    let (_, payload) = raw.read();
+    assert!(String::from_utf8(payload).unwrap().contains("Later"));
+}
+
+#[test]
 fn protocol_errors_close_with_their_codes() {
     let s = start("    max_body_bytes: 1000");
     let mut raw = Raw::open(&s);

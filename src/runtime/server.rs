@@ -97,18 +97,16 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
         .await;
         match accepted {
             None => break,
-            Some(Ok(stream)) => {
-                let (shard, routes) = (shard.clone(), routes.clone());
-                poller::spawn(async move {
-                    let stream = match Socket::new(stream) {
-                        Ok(s) => s,
-                        Err(e) => return crate::warn!("connection dropped", "error" => e),
-                    };
+            // The task is the connection's own future and nothing else: its size is
+            // what every idle connection costs.
+            Some(Ok(stream)) => match Socket::new(stream) {
+                Ok(stream) => {
                     let peer = stream.peer_addr();
-                    Connection::new(shard, routes, stream, peer).run().await;
-                })
-                .detach();
-            }
+                    let conn = Connection::new(shard.clone(), routes.clone(), stream, peer);
+                    poller::spawn(conn.run()).detach();
+                }
+                Err(e) => crate::warn!("connection dropped", "error" => e),
+            },
             Some(Err(e)) => {
                 crate::warn!("accept failed", "error" => e);
                 // EMFILE and friends: back off instead of spinning.
@@ -126,13 +124,15 @@ struct ReadBuf {
     end: usize,
 }
 
-/// A new connection's read buffer: enough for a typical request, small enough that
-/// many idle connections cost little memory; it doubles when a request needs more.
+/// A read buffer's size when it is allocated: enough for a typical request; it doubles
+/// when a request needs more. A connection allocates it when its first bytes arrive
+/// and frees it when idle (`TRIM_IDLE_AFTER`), so a connection waiting for a request
+/// holds none.
 const INITIAL_READ_BYTES: usize = 1024;
 /// Read buffers that grew past this for a large body shrink back after it.
 const KEEP_READ_BYTES: usize = 256 * 1024;
 /// A connection idle this long gives back what its last request made it allocate (the
-/// request arena, the write buffer, a grown read buffer): an idle keep-alive connection
+/// request arena, the write buffer, the read buffer): an idle keep-alive connection
 /// then costs a few KiB, while a busy one never reallocates.
 const TRIM_IDLE_AFTER: Duration = Duration::from_secs(1);
 
@@ -166,6 +166,24 @@ impl ReadBuf {
 
     fn shrink(&mut self) {
         self.shrink_above(KEEP_READ_BYTES);
+    }
+
+    /// Frees the buffer if it holds nothing, else shrinks it back to the initial size.
+    fn release(&mut self) {
+        if self.start == self.end {
+            *self = ReadBuf::empty();
+        } else {
+            self.shrink_above(INITIAL_READ_BYTES);
+        }
+    }
+
+    /// No buffer: `reserve` allocates one.
+    fn empty() -> Self {
+        ReadBuf {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
     }
 
     /// Back to the initial size if it grew past `limit` and what it holds fits.
@@ -213,11 +231,10 @@ impl Connection {
             routes,
             stream,
             remote_ip: peer.map_or_else(String::new, |p| p.ip().to_string()),
-            rbuf: ReadBuf {
-                buf: vec![0; INITIAL_READ_BYTES],
-                start: 0,
-                end: 0,
-            },
+            // Allocated when the first bytes arrive: a burst of accepted connections
+            // then lays out its tasks side by side, apart from the buffers that idle
+            // connections free (docs/benchmarks.md, "Memory").
+            rbuf: ReadBuf::empty(),
             // Grows on first use and keeps its size; idle connections hold none.
             wbuf: Vec::new(),
             headers: Vec::new(),
@@ -238,7 +255,10 @@ impl Connection {
                 Err(e) => return self.fail(e).await,
                 Ok(Some(head)) => {
                     head_started = None;
-                    match self.request(head, &arena).await {
+                    // Boxed in the request arena: a request's future is most of what a
+                    // connection's task would hold while it waits for the next one.
+                    let request = bumpalo::boxed::Box::pin_in(self.request(head, &arena), &arena);
+                    match request.await {
                         Ok(Next::Continue) => {}
                         Ok(Next::Close) => return self.close().await,
                         Err(()) => return,
@@ -314,19 +334,25 @@ impl Connection {
 
     /// Frees the buffers an idle connection does not need until its next request.
     fn trim(&mut self) {
-        self.rbuf.shrink_above(INITIAL_READ_BYTES);
+        self.rbuf.release();
         self.wbuf = Vec::new();
         self.headers = Vec::new();
         self.chunked_body = Vec::new();
         self.shard.released.set(true);
     }
 
-    /// Reads once into the buffer.
+    /// Reads once into the buffer; without one, waits for bytes before allocating it.
     async fn read(&mut self, timeout: Duration) -> Read {
-        self.rbuf.reserve();
         self.stream.set_read_timeout(Some(timeout));
-        let end = self.rbuf.end;
-        match self.stream.read(&mut self.rbuf.buf[end..]).await {
+        let got = async {
+            if self.rbuf.buf.is_empty() {
+                self.stream.readable().await?;
+            }
+            self.rbuf.reserve();
+            let end = self.rbuf.end;
+            self.stream.read(&mut self.rbuf.buf[end..]).await
+        };
+        match got.await {
             Ok(0) => Read::Eof,
             Ok(n) => {
                 self.rbuf.end += n;
@@ -346,8 +372,10 @@ impl Connection {
     }
 
     /// Answers a request that cannot be served and closes: after a protocol error the
-    /// framing of whatever follows cannot be trusted (RFC 9112 §11.2).
-    async fn fail(mut self, e: RequestError) {
+    /// framing of whatever follows cannot be trusted (RFC 9112 §11.2). It borrows the
+    /// connection, as `drain_on_close` does: a future that took it would hold a second
+    /// copy in every connection's task.
+    async fn fail(&mut self, e: RequestError) {
         self.write_last(e.status(), e.body());
         self.close().await;
     }
@@ -371,7 +399,7 @@ impl Connection {
     }
 
     /// Closing with nothing pending: answer a request that already arrived with 503.
-    async fn drain_on_close(mut self) {
+    async fn drain_on_close(&mut self) {
         let _ = self.read(Duration::from_millis(1)).await;
         if !self.rbuf.data().is_empty() {
             self.write_last(503, "Server closing\n");

@@ -101,6 +101,38 @@ impl Socket {
         crate::runtime::poller::note_deadline(now, at);
     }
 
+    /// Waits until a read may find bytes (or the end of the stream), under the read
+    /// timeout, without reading: a caller can then allocate its buffer only when there
+    /// is something to put in it. The wait counts toward the next read's deadline.
+    pub async fn readable(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            if self.reg.ready() {
+                return Poll::Ready(Ok(()));
+            }
+            self.poll_wait(cx)
+        })
+        .await
+    }
+
+    /// One step of waiting for the next event: `Ready(Ok)` when the socket may have
+    /// become readable, `Ready(Err(TimedOut))` past the read's deadline.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reg.poll_ready(cx.waker()).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(timeout) = self.read_timeout {
+            let now = Instant::now();
+            let due = *self.due.get_or_insert(now + timeout);
+            if now >= due {
+                self.due = None;
+                self.reg.cancel_wait();
+                return Poll::Ready(Err(io::Error::new(ErrorKind::TimedOut, "read timed out")));
+            }
+            self.arm_timer(now, due, timeout / 16, cx.waker());
+        }
+        Poll::Pending
+    }
+
     /// One non-blocking `recv`; `None` when nothing has arrived.
     fn recv_now(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         loop {
@@ -150,20 +182,9 @@ impl AsyncRead for Socket {
                     None => this.reg.drained(),
                 }
             }
-            if this.reg.poll_ready(cx.waker()).is_ready() {
-                continue;
+            if let Err(e) = std::task::ready!(this.poll_wait(cx)) {
+                return Poll::Ready(Err(e));
             }
-            if let Some(timeout) = this.read_timeout {
-                let now = Instant::now();
-                let due = *this.due.get_or_insert(now + timeout);
-                if now >= due {
-                    this.due = None;
-                    this.reg.cancel_wait();
-                    return Poll::Ready(Err(io::Error::new(ErrorKind::TimedOut, "read timed out")));
-                }
-                this.arm_timer(now, due, timeout / 16, cx.waker());
-            }
-            return Poll::Pending;
         }
     }
 }
