@@ -606,9 +606,13 @@ async fn drive(poller: Rc<Poller>) {
             }
         } else {
             if quiet && poller.alarm.block() {
-                last_harvest = now;
-                if poller.harvest(&mut events, Some(due)) > 0 {
-                    last_event = Instant::now();
+                let sockets = poller.harvest(&mut events, Some(due));
+                // The wait collected everything up to its end, not its start: dated
+                // before it, a long wait made the next turn take events again at once
+                // (an `epoll_wait(.., 0)` per request at low rates).
+                last_harvest = Instant::now();
+                if sockets > 0 {
+                    last_event = last_harvest;
                 }
                 poller.alarm.unblock();
             }
