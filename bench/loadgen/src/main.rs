@@ -3,7 +3,8 @@
 //! fast as answers come back) or open loop (a fixed rate, latency measured from each
 //! request's due time), with HDR latency histograms and its own CPU time per request.
 //! `loadgen report RESULTS.json` turns a `bench/run.sh` results file into Markdown and
-//! SVG charts.
+//! SVG charts; `loadgen pool RESULTS.json...` takes the paired slices of several runs
+//! together.
 //!
 //! # Layout
 //!
@@ -14,10 +15,12 @@
 //! - `ws.rs`: the RFC 6455 handshake, masked frames out, frame parser.
 //! - `stats.rs`: tallies, merge, text and JSON output.
 //! - `report.rs`: results file to Markdown table and SVG charts.
+//! - `pool.rs`: paired slices of several results files, with bootstrap intervals.
 
 mod engine;
 mod epoll;
 mod http;
+mod pool;
 mod report;
 mod stats;
 mod ws;
@@ -37,7 +40,8 @@ use stats::{Setup, Tally};
 /// open loop (`--rate`, latency from each request's intended send time).
 ///
 /// Also: `loadgen report RESULTS.json` writes RESULTS.md, RESULTS-throughput.svg and
-/// RESULTS-latency.svg from a bench/run.sh results file.
+/// RESULTS-latency.svg from a bench/run.sh results file; `loadgen pool RESULTS.json...`
+/// prints the paired slices of several runs taken together.
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version)]
 struct Cli {
@@ -93,6 +97,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let result = if args.get(1).is_some_and(|a| a == "report") {
         report::main(&args[2..])
+    } else if args.get(1).is_some_and(|a| a == "pool") {
+        pool::main(&args[2..])
     } else {
         run(Cli::parse())
     };

@@ -45,14 +45,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
 }
 
 /// One scenario's systems, in the order the run measured them.
-struct Scenario<'a> {
-    name: &'a str,
-    systems: Vec<System<'a>>,
+pub(crate) struct Scenario<'a> {
+    pub name: &'a str,
+    pub systems: Vec<System<'a>>,
 }
 
 /// All rounds of one system in one scenario.
-struct System<'a> {
-    name: &'a str,
+pub(crate) struct System<'a> {
+    pub name: &'a str,
     /// Rows by load (`max`, `open50`, `open90`, `same50`), one per round.
     rows: Vec<&'a Value>,
 }
@@ -88,6 +88,16 @@ impl<'a> System<'a> {
         self.loads(load).find(|r| &r["round"] == round).and_then(f)
     }
 
+    /// `f` of this system and of `other` in the rows of `load` of the same round; of a
+    /// paired-slice load (`pair_*`), only this system's slices against `other`.
+    pub fn pairs(&self, other: &System, load: &str, f: Metric) -> Vec<(f64, f64)> {
+        let slices = load.starts_with("pair_");
+        self.loads(load)
+            .filter(|r| !slices || r["vs"].as_str() == Some(other.name))
+            .filter_map(|r| Some((f(r)?, other.in_round(load, &r["round"], &f)?)))
+            .collect()
+    }
+
     fn errors(&self) -> Vec<String> {
         self.rows
             .iter()
@@ -103,12 +113,12 @@ impl<'a> System<'a> {
     }
 }
 
-struct Results<'a> {
-    scenarios: Vec<Scenario<'a>>,
+pub(crate) struct Results<'a> {
+    pub scenarios: Vec<Scenario<'a>>,
 }
 
 impl<'a> Results<'a> {
-    fn from_json(doc: &'a Value) -> Result<Results<'a>, String> {
+    pub fn from_json(doc: &'a Value) -> Result<Results<'a>, String> {
         let rows = doc["rows"]
             .as_array()
             .ok_or("results file has no \"rows\" array")?;
@@ -152,13 +162,13 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn rps(r: &Value) -> Option<f64> {
+pub(crate) fn rps(r: &Value) -> Option<f64> {
     r["client"]["rps"].as_f64()
 }
 
 /// Server CPU per request: its user + system ticks over the whole client run divided
 /// by every answer the client received in it (warm-up included, as the ticks are).
-fn server_us(r: &Value) -> Option<f64> {
+pub(crate) fn server_us(r: &Value) -> Option<f64> {
     let ticks = r["server"]["cpu_ticks"].as_f64()?;
     let hz = r["server"]["clk_tck"].as_f64()?;
     let answers = r["client"]["answers_total"].as_f64()?;
@@ -178,7 +188,7 @@ fn rss_mib(r: &Value) -> Option<f64> {
     Some(r["server"]["vmhwm_kib"].as_f64()? / 1024.0)
 }
 
-fn latency(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+pub(crate) fn latency(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
     move |r| r["client"]["latency_us"][key].as_f64()
 }
 
@@ -387,16 +397,12 @@ const HEAD_TO_HEAD: [(&str, &str, bool, Metric); 4] = [
     ("same50", "p99 at equal load", false, |r| latency("p99")(r)),
 ];
 
-type Metric = fn(&Value) -> Option<f64>;
+pub(crate) type Metric = fn(&Value) -> Option<f64>;
 
 /// One cell of the head-to-head tables: `ratio (won of paired)`, or `-`.
 fn compare(first: &System, other: &System, load: &str, f: Metric, higher_wins: bool) -> String {
     let slices = load.starts_with("pair_");
-    let pairs: Vec<(f64, f64)> = first
-        .loads(load)
-        .filter(|r| !slices || r["vs"].as_str() == Some(other.name))
-        .filter_map(|r| Some((f(r)?, other.in_round(load, &r["round"], &f)?)))
-        .collect();
+    let pairs = first.pairs(other, load, f);
     if pairs.is_empty() {
         return "-".into();
     }

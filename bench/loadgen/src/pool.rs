@@ -1,0 +1,218 @@
+//! `loadgen pool RESULTS.json...`: the paired slices of several `bench/run.sh` runs
+//! taken together. One run's ten slices per baseline cannot tell two servers apart
+//! when the machine's own stalls set the p99 of both; fifty can bound the difference.
+//!
+//! For each scenario, its first system against each baseline, each slice load
+//! (`pair_max`, `pair_open50`, `pair_same50`) and metric, it prints the slices, how
+//! many of them the first system did at least as well in, and the geometric mean of
+//! the slices' ratios (first / baseline) with a 95% bootstrap interval: the slices
+//! resampled with replacement, 4,000 times, from a fixed seed, so the same files
+//! always print the same figures. An interval that holds 1 means the files do not
+//! tell which system is better in that metric.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::report::{latency, rps, server_us, Metric, Results};
+
+/// What to compare at each slice load, and whether higher is better.
+const METRICS: [(&str, &str, bool, Metric); 8] = [
+    ("pair_max", "req/s", true, rps),
+    ("pair_max", "server CPU us/req", false, server_us),
+    ("pair_same50", "p50", false, |r| latency("p50")(r)),
+    ("pair_same50", "p90", false, |r| latency("p90")(r)),
+    ("pair_same50", "p99", false, |r| latency("p99")(r)),
+    ("pair_open50", "p50", false, |r| latency("p50")(r)),
+    ("pair_open50", "p90", false, |r| latency("p90")(r)),
+    ("pair_open50", "p99", false, |r| latency("p99")(r)),
+];
+const RESAMPLES: usize = 4000;
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    if args.is_empty() {
+        return Err("usage: loadgen pool RESULTS.json...".into());
+    }
+    let mut docs = Vec::new();
+    for path in args {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        docs.push(doc);
+    }
+    print!("{}", pool(&docs)?);
+    Ok(())
+}
+
+/// The Markdown table for `docs` (see the module docs).
+fn pool(docs: &[Value]) -> Result<String, String> {
+    let results = docs
+        .iter()
+        .map(Results::from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    // (scenario, first, baseline) in the order first seen; then the log-ratios and
+    // wins per metric.
+    let mut keys: Vec<(&str, &str, &str)> = Vec::new();
+    let mut found: Vec<Vec<(Vec<f64>, usize)>> = Vec::new();
+    for res in &results {
+        for sc in &res.scenarios {
+            let Some((first, others)) = sc.systems.split_first() else {
+                continue;
+            };
+            for other in others.iter().filter(|o| !o.name.starts_with("sluice")) {
+                let key = (sc.name, first.name, other.name);
+                let i = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                    keys.push(key);
+                    found.push(vec![(Vec::new(), 0); METRICS.len()]);
+                    keys.len() - 1
+                });
+                for (m, &(load, _, higher_wins, f)) in METRICS.iter().enumerate() {
+                    for (a, b) in first.pairs(other, load, f) {
+                        if a > 0.0 && b > 0.0 {
+                            let cell = &mut found[i][m];
+                            cell.0.push((a / b).ln());
+                            cell.1 += usize::from(if higher_wins { a >= b } else { a <= b });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err("no paired slices in these files (bench/run.sh full, PAIRS > 0)".into());
+    }
+    let mut out = format!(
+        "Paired slices of {} run(s): geometric mean of the ratios (first / baseline), \
+         95% bootstrap interval.\n\n\
+         | scenario | systems | slices | metric | first at least as good | ratio | 95% interval |\n\
+         |---|---|---|---|---:|---:|---|\n",
+        docs.len()
+    );
+    for (&(sc, first, other), cells) in keys.iter().zip(&found) {
+        for (&(load, name, _, _), (logs, won)) in METRICS.iter().zip(cells) {
+            let Some((mean, lo, hi)) = geomean_interval(logs) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {sc} | {first} / {other} | {} | {name} | {won} of {} | {mean:.3} | {lo:.3} - {hi:.3} |",
+                load.trim_start_matches("pair_"),
+                logs.len()
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The geometric mean of the ratios whose logarithms are `logs`, and the 2.5th and
+/// 97.5th percentiles of it over `RESAMPLES` resamplings (fixed seed).
+fn geomean_interval(logs: &[f64]) -> Option<(f64, f64, f64)> {
+    let n = logs.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = |v: &mut dyn Iterator<Item = f64>| (v.sum::<f64>() / n as f64).exp();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut means: Vec<f64> = (0..RESAMPLES)
+        .map(|_| mean(&mut (0..n).map(|_| logs[rng.below(n)])))
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((RESAMPLES as f64 * q) as usize).min(RESAMPLES - 1)];
+    Some((mean(&mut logs.iter().copied()), at(0.025), at(0.975)))
+}
+
+/// A small deterministic generator: the interval is a property of the files, so it
+/// must not change from one printing to the next.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A results file with `pairs` slices of sluice against nginx: sluice's p99 is
+    /// `p99s[i]` in slice i, nginx's always 100; req/s 1000 against 1000.
+    fn run(p99s: &[f64]) -> Value {
+        let mut rows = Vec::new();
+        for (i, &p) in p99s.iter().enumerate() {
+            for (system, p99) in [("sluice", p), ("nginx", 100.0)] {
+                let vs = if system == "sluice" {
+                    "nginx"
+                } else {
+                    "sluice"
+                };
+                rows.push(
+                    json!({"scenario": "weather", "system": system, "round": i + 1,
+                    "vs": vs, "load": "pair_same50",
+                    "client": {"latency_us": {"p50": 10.0, "p90": 20.0, "p99": p99}}}),
+                );
+                rows.push(
+                    json!({"scenario": "weather", "system": system, "round": i + 1,
+                    "vs": vs, "load": "pair_max", "client": {"rps": 1000.0}}),
+                );
+            }
+        }
+        json!({ "rows": rows })
+    }
+
+    fn line<'a>(table: &'a str, load: &str, metric: &str) -> &'a str {
+        table
+            .lines()
+            .find(|l| l.contains(&format!("| {load} | {metric} |")))
+            .unwrap_or_else(|| panic!("no {load} {metric} in\n{table}"))
+    }
+
+    /// The interval of a table line: its last cell, `lo - hi`.
+    fn interval(line: &str) -> (f64, f64) {
+        let cell = line.trim_end_matches('|').rsplit('|').next().unwrap();
+        let (lo, hi) = cell.trim().split_once(" - ").unwrap();
+        (lo.parse().unwrap(), hi.parse().unwrap())
+    }
+
+    #[test]
+    fn slices_of_several_runs_are_pooled() {
+        // Two runs: sluice's p99 half of nginx's in 3 slices, double in 1.
+        let table = pool(&[run(&[50.0, 50.0]), run(&[50.0, 200.0])]).unwrap();
+        let p99 = line(&table, "same50", "p99");
+        // exp((3 ln 0.5 + ln 2) / 4) = 0.5^0.5
+        assert!(p99.contains("| 3 of 4 | 0.707 |"), "{p99}");
+        let (lo, hi) = interval(p99);
+        assert!(
+            (0.5..0.707).contains(&lo) && (0.707..=2.0).contains(&hi),
+            "{p99}"
+        );
+        // Equal req/s: every slice counts as won and the interval is exactly 1.
+        let rps = line(&table, "max", "req/s");
+        assert!(rps.contains("| 4 of 4 | 1.000 | 1.000 - 1.000 |"), "{rps}");
+        // Loads without slices print nothing.
+        assert!(!table.contains("| open50 |"), "{table}");
+        assert!(table.starts_with("Paired slices of 2 run(s)"));
+    }
+
+    #[test]
+    fn the_interval_is_the_same_every_time_and_narrows_with_more_slices() {
+        let few = [40.0, 250.0, 80.0, 130.0].repeat(2);
+        let many = few.repeat(8);
+        let width = |t: &str| {
+            let (lo, hi) = interval(line(t, "same50", "p99"));
+            hi - lo
+        };
+        let a = pool(&[run(&few)]).unwrap();
+        assert_eq!(a, pool(&[run(&few)]).unwrap());
+        assert!(width(&pool(&[run(&many)]).unwrap()) < width(&a) / 2.0);
+    }
+
+    #[test]
+    fn files_without_slices_are_an_error() {
+        let e = pool(&[json!({"rows": []})]).unwrap_err();
+        assert!(e.contains("no paired slices"), "{e}");
+    }
+}
