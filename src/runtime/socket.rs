@@ -291,6 +291,32 @@ mod tests {
     }
 
     #[test]
+    fn readable_waits_for_bytes_without_taking_them() {
+        with_pair(async |mut s, mut peer| {
+            // Nothing sent: the wait ends at the read timeout.
+            s.set_read_timeout(Some(Duration::from_millis(100)));
+            let e = s.readable().await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut);
+            // Bytes sent later end the wait, and are all still there to read.
+            s.set_read_timeout(Some(Duration::from_secs(2)));
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                peer.write_all(b"abc").unwrap();
+                peer
+            });
+            s.readable().await.unwrap();
+            s.readable().await.unwrap(); // still readable: nothing was taken
+            let mut buf = [0u8; 8];
+            assert_eq!(s.read(&mut buf).await.unwrap(), 3);
+            assert_eq!(&buf[..3], b"abc");
+            drop(writer.join().unwrap());
+            // The end of the stream makes it readable too.
+            s.readable().await.unwrap();
+            assert_eq!(s.read(&mut buf).await.unwrap(), 0);
+        });
+    }
+
+    #[test]
     fn a_silent_peer_times_the_read_out_and_a_new_timeout_restarts_the_clock() {
         with_pair(async |mut s, _peer| {
             let mut buf = [0u8; 8];
