@@ -54,6 +54,13 @@ PAIR_WARMUP_SECS=${PAIR_WARMUP_SECS:-0.2}
 # empty: every baseline. One baseline and many pairs is how to bound a small
 # difference (`loadgen pool`, docs/benchmarks.md).
 PAIR_WITH=${PAIR_WITH:-}
+for b in $PAIR_WITH; do
+  case $b in nginx-return-200 | nginx-lua | hyper-weather | nginx-proxy_pass) ;; *)
+    echo "bench: PAIR_WITH: no baseline is named $b" >&2
+    exit 2
+    ;;
+  esac
+done
 CONNS=${CONNS:-64}
 SPIN=${SPIN:-100us} # loadgen --spin: how long it polls before sleeping
 # The 50% rows (open50, same50): the scheduling class of the server under test. This
@@ -480,9 +487,9 @@ cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   printf '"machine":{"nproc":%s,"cpu":%s,"kernel":%s,"server_cpu":%s,"load_cpu":%s,"nginx":%s},\n' \
     "$(nproc)" "$(json_str "${cpu_model:-unknown}")" "$(json_str "$(uname -r)")" "$SERVER_CPU" "$LOAD_CPU" \
     "$(json_str "$(nginx -v 2>&1 | sed 's/.*: //')")"
-  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s,"spin":"%s","open_sched":"%s","pairs":%s,"pair_max_secs":%s,"pair_open_secs":%s,"pair_warmup_secs":%s,"pair_with":"%s"},\n' \
+  printf '"settings":{"rounds":%s,"max_secs":%s,"open_secs":%s,"warmup_secs":%s,"conns":%s,"spin":"%s","open_sched":"%s","pairs":%s,"pair_max_secs":%s,"pair_open_secs":%s,"pair_warmup_secs":%s,"pair_with":%s},\n' \
     "$ROUNDS" "$MAX_SECS" "$OPEN_SECS" "$WARMUP_SECS" "$CONNS" "$SPIN" "$OPEN_SCHED" \
-    "$PAIRS" "$PAIR_MAX_SECS" "$PAIR_OPEN_SECS" "$PAIR_WARMUP_SECS" "$PAIR_WITH"
+    "$PAIRS" "$PAIR_MAX_SECS" "$PAIR_OPEN_SECS" "$PAIR_WARMUP_SECS" "$(json_str "$PAIR_WITH")"
   printf '"rows":[\n'
   sed '$!s/$/,/' "$rows_file"
   printf ']}\n'

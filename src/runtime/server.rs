@@ -126,7 +126,7 @@ struct ReadBuf {
 
 /// A read buffer's size when it is allocated: enough for a typical request; it doubles
 /// when a request needs more. A connection allocates it when its first bytes arrive
-/// and frees it when idle (`TRIM_IDLE_AFTER`), so a connection waiting for a request
+/// and frees it once idle for `TRIM_IDLE_AFTER`: an idle keep-alive connection then
 /// holds none.
 const INITIAL_READ_BYTES: usize = 1024;
 /// Read buffers that grew past this for a large body shrink back after it.
@@ -168,7 +168,8 @@ impl ReadBuf {
         self.shrink_above(KEEP_READ_BYTES);
     }
 
-    /// Frees the buffer if it holds nothing, else shrinks it back to the initial size.
+    /// Frees the buffer if it holds nothing, else shrinks it back to the initial size
+    /// if what it holds fits there.
     fn release(&mut self) {
         if self.start == self.end {
             *self = ReadBuf::empty();
