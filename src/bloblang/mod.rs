@@ -113,13 +113,19 @@ pub struct Mapped<'a> {
 }
 
 impl<'a> Mapped<'a> {
-    /// The message that replaces `input`: the mapped payload, the metadata the mapping
-    /// wrote or else the input's (moved, not copied), and the input's error flag.
-    pub fn replace(self, input: Message<'a>) -> Message<'a> {
+    /// The message that replaces the input: the mapped payload, the metadata the
+    /// mapping wrote or else the input's (`input_meta` is called only then: a caller
+    /// that owns the input moves its metadata, one that borrows it copies), and the
+    /// input's `error`.
+    pub fn into_message(
+        self,
+        error: Option<&'a str>,
+        input_meta: impl FnOnce() -> crate::message::Meta<'a>,
+    ) -> Message<'a> {
         Message {
             payload: self.payload,
-            meta: self.meta.unwrap_or(input.meta),
-            error: input.error,
+            meta: self.meta.unwrap_or_else(input_meta),
+            error,
         }
     }
 }
@@ -176,10 +182,10 @@ impl Mapping {
         index: usize,
         mode: Mode,
     ) -> Result<Option<Message<'a>>, ExecError> {
-        // The batch is borrowed here: the input is copied for its metadata.
+        let input = &batch[index];
         Ok(self
             .exec_parts(arena, batch, index, mode)?
-            .map(|m| m.replace(batch[index].clone())))
+            .map(|m| m.into_message(input.error, || input.meta.clone())))
     }
 
     /// Runs the mapping on message `index` as `mode` says, for a caller that owns the

@@ -60,7 +60,7 @@ pub fn apply<'a>(
     let mut errors = 0;
     for (mut msg, result) in batch.drain(..).zip(results) {
         match result {
-            Ok(Some(mapped)) => out.push(mapped.replace(msg)),
+            Ok(Some(mapped)) => out.push(mapped.into_message(msg.error, || msg.meta)),
             Ok(None) => {}
             Err(e) => {
                 errors += 1;
