@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::report::{latency, rps, server_us, Metric, Results};
+use crate::report::{at_least_as_good, latency, rps, server_us, Metric, Results};
 
 /// What to compare at each slice load, and whether higher is better.
 const METRICS: [(&str, &str, bool, Metric); 8] = [
@@ -43,16 +43,21 @@ pub fn main(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// A scenario's first system against one baseline: the slices' figures (first,
+/// baseline), per metric of `METRICS`.
+struct Matchup<'a> {
+    key: (&'a str, &'a str, &'a str),
+    pairs: Vec<Vec<(f64, f64)>>,
+}
+
 /// The Markdown table for `docs` (see the module docs).
 fn pool(docs: &[Value]) -> Result<String, String> {
     let results = docs
         .iter()
         .map(Results::from_json)
         .collect::<Result<Vec<_>, _>>()?;
-    // (scenario, first, baseline) in the order first seen; then the log-ratios and
-    // wins per metric.
-    let mut keys: Vec<(&str, &str, &str)> = Vec::new();
-    let mut found: Vec<Vec<(Vec<f64>, usize)>> = Vec::new();
+    // In the order first seen.
+    let mut found: Vec<Matchup> = Vec::new();
     for res in &results {
         for sc in &res.scenarios {
             let Some((first, others)) = sc.systems.split_first() else {
@@ -60,26 +65,25 @@ fn pool(docs: &[Value]) -> Result<String, String> {
             };
             for other in others.iter().filter(|o| !o.name.starts_with("sluice")) {
                 let key = (sc.name, first.name, other.name);
-                let i = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-                    keys.push(key);
-                    found.push(vec![(Vec::new(), 0); METRICS.len()]);
-                    keys.len() - 1
+                let i = found.iter().position(|m| m.key == key).unwrap_or_else(|| {
+                    let pairs = vec![Vec::new(); METRICS.len()];
+                    found.push(Matchup { key, pairs });
+                    found.len() - 1
                 });
-                for (m, &(load, _, higher_wins, f)) in METRICS.iter().enumerate() {
+                for (cell, &(load, _, _, f)) in found[i].pairs.iter_mut().zip(&METRICS) {
                     // A failed row has no figure and so no pair; a zero (no answers)
                     // has no ratio and is left out as well.
-                    for (a, b) in first.pairs(other, load, f) {
-                        if a > 0.0 && b > 0.0 {
-                            let cell = &mut found[i][m];
-                            cell.0.push((a / b).ln());
-                            cell.1 += usize::from(if higher_wins { a >= b } else { a <= b });
-                        }
-                    }
+                    cell.extend(
+                        first
+                            .pairs(other, load, f)
+                            .into_iter()
+                            .filter(|&(a, b)| a > 0.0 && b > 0.0),
+                    );
                 }
             }
         }
     }
-    if keys.is_empty() {
+    if found.is_empty() {
         return Err("no paired slices in these files (bench/run.sh full, PAIRS > 0)".into());
     }
     let mut out = format!(
@@ -89,11 +93,17 @@ fn pool(docs: &[Value]) -> Result<String, String> {
          |---|---|---|---|---:|---:|---|\n",
         docs.len()
     );
-    for (&(sc, first, other), cells) in keys.iter().zip(&found) {
-        for (&(load, name, _, _), (logs, won)) in METRICS.iter().zip(cells) {
-            let Some((mean, lo, hi)) = geomean_interval(logs) else {
+    for Matchup { key, pairs } in &found {
+        let (sc, first, other) = key;
+        for (&(load, name, higher_wins, _), pairs) in METRICS.iter().zip(pairs) {
+            let logs: Vec<f64> = pairs.iter().map(|(a, b)| (a / b).ln()).collect();
+            let Some((mean, lo, hi)) = geomean_interval(&logs) else {
                 continue;
             };
+            let won = pairs
+                .iter()
+                .filter(|&&(a, b)| at_least_as_good(a, b, higher_wins))
+                .count();
             let _ = writeln!(
                 out,
                 "| {sc} | {first} / {other} | {} | {name} | {won} of {} | {mean:.3} | {lo:.3} - {hi:.3} |",

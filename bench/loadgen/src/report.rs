@@ -399,6 +399,15 @@ const HEAD_TO_HEAD: [(&str, &str, bool, Metric); 4] = [
 
 pub(crate) type Metric = fn(&Value) -> Option<f64>;
 
+/// Whether figure `a` is at least as good as `b`: higher or equal when higher wins.
+pub(crate) fn at_least_as_good(a: f64, b: f64, higher_wins: bool) -> bool {
+    if higher_wins {
+        a >= b
+    } else {
+        a <= b
+    }
+}
+
 /// One cell of the head-to-head tables: `ratio (won of paired)`, or `-`.
 fn compare(first: &System, other: &System, load: &str, f: Metric, higher_wins: bool) -> String {
     let slices = load.starts_with("pair_");
@@ -422,7 +431,7 @@ fn compare(first: &System, other: &System, load: &str, f: Metric, higher_wins: b
     };
     let won = pairs
         .iter()
-        .filter(|(a, b)| if higher_wins { a >= b } else { a <= b })
+        .filter(|&&(a, b)| at_least_as_good(a, b, higher_wins))
         .count();
     format!("{} ({won} of {})", fmt(ratio, 2), pairs.len())
 }
