@@ -54,13 +54,6 @@ PAIR_WARMUP_SECS=${PAIR_WARMUP_SECS:-0.2}
 # empty: every baseline. One baseline and many pairs is how to bound a small
 # difference (`loadgen pool`, docs/benchmarks.md).
 PAIR_WITH=${PAIR_WITH:-}
-for b in $PAIR_WITH; do
-  case $b in nginx-return-200 | nginx-lua | hyper-weather | nginx-proxy_pass) ;; *)
-    echo "bench: PAIR_WITH: no baseline is named $b" >&2
-    exit 2
-    ;;
-  esac
-done
 CONNS=${CONNS:-64}
 SPIN=${SPIN:-100us} # loadgen --spin: how long it polls before sleeping
 # The 50% rows (open50, same50): the scheduling class of the server under test. This
@@ -388,14 +381,17 @@ measure_scenario() { # SCENARIO
 # system's closed-loop rows so far (rounds and pairs): one 1 s row is as noisy as the
 # machine's two speeds, and which side drew the higher one decided the p99 of the
 # slice (docs/benchmarks.md, session 10).
+paired() { # K: whether the pairs run against system K
+  case ${names[$1]} in sluice*) return 1 ;; esac
+  [ -z "$PAIR_WITH" ] || [[ " $PAIR_WITH " == *" ${names[$1]} "* ]]
+}
 measure_pairs() { # SCENARIO
   [ "$PAIRS" -gt 0 ] || return 0
   local MAX_SECS=$PAIR_MAX_SECS OPEN_SECS=$PAIR_OPEN_SECS WARMUP_SECS=$PAIR_WARMUP_SECS
   local b p k load rate lower order
   local -A top
   for b in $(seq 1 $((${#names[@]} - 1))); do
-    case ${names[$b]} in sluice*) continue ;; esac
-    if [ -n "$PAIR_WITH" ] && [[ " $PAIR_WITH " != *" ${names[$b]} "* ]]; then continue; fi
+    paired "$b" || continue
     for p in $(seq "$PAIRS"); do
       if [ $((p % 2)) = 1 ]; then order="0 $b"; else order="$b 0"; fi
       for load in pair_max pair_open50 pair_same50; do
@@ -468,6 +464,11 @@ for scenario in $SCENARIOS; do
       add_system sluice-http-c64 "http://127.0.0.1:$P_SLUICE/weather" 64
       ;;
   esac
+  if [ "$PAIRS" -gt 0 ] && [ -n "$PAIR_WITH" ]; then # said before the rounds, not after
+    any=
+    for k in "${!names[@]}"; do if paired "$k"; then any=1; fi; done
+    [ -n "$any" ] || echo "bench: PAIR_WITH ($PAIR_WITH) names no baseline of $scenario: no paired slices" >&2
+  fi
   measure_scenario "$scenario"
   measure_pairs "$scenario"
   stop_all
