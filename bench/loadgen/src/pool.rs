@@ -9,12 +9,18 @@
 //! resampled with replacement, 4,000 times, from a fixed seed, so the same files
 //! always print the same figures. An interval that holds 1 means the files do not
 //! tell which system is better in that metric.
+//!
+//! A second table takes, for each p99, only the quiet slices: those in which both
+//! p99s stayed under `QUIET_BELOW_US`, so that no stall of the machine set either.
+//! There a difference of a few microseconds shows that the ratios over all slices
+//! hide: the slices, how many the first system did at least as well in, the median
+//! p99 of each system and the median of the differences (first - baseline).
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::report::{at_least_as_good, latency, rps, server_us, Metric, Results};
+use crate::report::{at_least_as_good, latency, median, rps, server_us, Metric, Results};
 
 /// What to compare at each slice load, and whether higher is better.
 const METRICS: [(&str, &str, bool, Metric); 8] = [
@@ -28,6 +34,9 @@ const METRICS: [(&str, &str, bool, Metric); 8] = [
     ("pair_open50", "p99", false, |r| latency("p99")(r)),
 ];
 const RESAMPLES: usize = 4000;
+/// A slice is quiet when both p99s stayed under this (microseconds): the machine's
+/// stalls put a slice's p99 in the milliseconds, a quiet one is under 100 us.
+const QUIET_BELOW_US: f64 = 300.0;
 
 pub fn main(args: &[String]) -> Result<(), String> {
     if args.is_empty() {
@@ -112,7 +121,46 @@ fn pool(docs: &[Value]) -> Result<String, String> {
             );
         }
     }
+    out.push_str(&quiet(&found));
     Ok(out)
+}
+
+/// The quiet-slice table (see the module docs).
+fn quiet(found: &[Matchup]) -> String {
+    let mut out = format!(
+        "\nQuiet slices: both p99s under {QUIET_BELOW_US} us; medians over them (us).\n\n\
+         | scenario | systems | slices | quiet | first at least as good | first's p99 | baseline's p99 | difference |\n\
+         |---|---|---|---:|---:|---:|---:|---:|\n"
+    );
+    for Matchup { key, pairs } in found {
+        let (sc, first, other) = key;
+        for (&(load, name, _, _), pairs) in METRICS.iter().zip(pairs) {
+            if name != "p99" {
+                continue;
+            }
+            let quiet: Vec<(f64, f64)> = pairs
+                .iter()
+                .copied()
+                .filter(|&(a, b)| a < QUIET_BELOW_US && b < QUIET_BELOW_US)
+                .collect();
+            if quiet.is_empty() {
+                continue;
+            }
+            let won = quiet.iter().filter(|&&(a, b)| a <= b).count();
+            let med = |f: fn(&(f64, f64)) -> f64| median(quiet.iter().map(f).collect()).unwrap();
+            let _ = writeln!(
+                out,
+                "| {sc} | {first} / {other} | {} | {} of {} | {won} | {:.1} | {:.1} | {:+.1} |",
+                load.trim_start_matches("pair_"),
+                quiet.len(),
+                pairs.len(),
+                med(|p| p.0),
+                med(|p| p.1),
+                med(|p| p.0 - p.1),
+            );
+        }
+    }
+    out
 }
 
 /// The geometric mean of the ratios whose logarithms are `logs`, and the 2.5th and
@@ -221,6 +269,25 @@ mod tests {
         let a = pool(&[run(&few)]).unwrap();
         assert_eq!(a, pool(&[run(&few)]).unwrap());
         assert!(width(&pool(&[run(&many)]).unwrap()) < width(&a) / 2.0);
+    }
+
+    #[test]
+    fn quiet_slices_leave_out_the_stalled_ones() {
+        // Four quiet slices (nginx 100 us) and one in which sluice stalled.
+        let table = pool(&[run(&[50.0, 50.0, 90.0, 200.0, 5000.0])]).unwrap();
+        let (_, quiet) = table.split_once("Quiet slices").unwrap();
+        let rows: Vec<&str> = quiet
+            .lines()
+            .filter(|l| l.starts_with("| weather"))
+            .collect();
+        // One row: the p50s and p90s (all under 300 us too) get none.
+        assert_eq!(rows.len(), 1, "{quiet}");
+        // Won 3 of the 4; medians 70 against 100; differences -50 -50 -10 +100.
+        assert!(
+            rows[0].ends_with("| same50 | 4 of 5 | 3 | 70.0 | 100.0 | -30.0 |"),
+            "{}",
+            rows[0]
+        );
     }
 
     #[test]
