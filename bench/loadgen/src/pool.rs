@@ -134,7 +134,7 @@ fn quiet(found: &[Matchup]) -> String {
     );
     for Matchup { key, pairs } in found {
         let (sc, first, other) = key;
-        for (&(load, name, _, _), pairs) in METRICS.iter().zip(pairs) {
+        for (&(load, name, higher_wins, _), pairs) in METRICS.iter().zip(pairs) {
             if name != "p99" {
                 continue;
             }
@@ -146,7 +146,10 @@ fn quiet(found: &[Matchup]) -> String {
             if quiet.is_empty() {
                 continue;
             }
-            let won = quiet.iter().filter(|&&(a, b)| a <= b).count();
+            let won = quiet
+                .iter()
+                .filter(|&&(a, b)| at_least_as_good(a, b, higher_wins))
+                .count();
             let med = |f: fn(&(f64, f64)) -> f64| median(quiet.iter().map(f).collect()).unwrap();
             let _ = writeln!(
                 out,
