@@ -406,7 +406,9 @@ impl<'a> Meta<'a> {
         } else {
             canonical_header(self.entries.bump(), n)
         };
-        self.header_entry(i, key)
+        // Visible: `i` is the first header of its name, and no entry before the headers
+        // has the key (`found(before)` matched any case of it).
+        Some(self.header_in_place(i, key))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
@@ -414,7 +416,15 @@ impl<'a> Meta<'a> {
         let (before, after) = self.entries.split_at(self.at);
         let entry = |(k, v): &(&'a str, Value<'a>)| (*k, *v);
         let header = move |(i, (name, _)): (usize, &'a (&'a str, &'a [u8]))| {
-            self.header_entry(i, canonical_header(self.entries.bump(), name))
+            // Hidden by an earlier header of the name or an entry before the headers.
+            let key = canonical_header(self.entries.bump(), name);
+            let repeated = headers[..i]
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name));
+            if repeated || before.iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            Some(self.header_in_place(i, key))
         };
         let in_header_place = move |k: &str| {
             is_canonical(k) && headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(k))
@@ -440,22 +450,13 @@ impl<'a> Meta<'a> {
         self.entries.is_empty() && self.headers.is_empty()
     }
 
-    /// Header `i`, whose canonical name is `key`, as `iter` lists it: `None` when an
-    /// earlier header has the name or an entry before the headers has the key; an entry
-    /// of exactly that key set later takes the header's place.
-    fn header_entry(&self, i: usize, key: &'a str) -> Option<(&'a str, Value<'a>)> {
-        let (name, value) = self.headers[i];
-        let (before, after) = self.entries.split_at(self.at);
-        let repeated = self.headers[..i]
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name));
-        if repeated || before.iter().any(|(k, _)| *k == key) {
-            return None;
-        }
-        Some(match after.iter().find(|(k, _)| *k == key) {
+    /// What stands in the place of visible header `i`, whose canonical name is `key`:
+    /// the header itself, or an entry of exactly that key set after the headers.
+    fn header_in_place(&self, i: usize, key: &'a str) -> (&'a str, Value<'a>) {
+        match self.entries[self.at..].iter().find(|(k, _)| *k == key) {
             Some((k, v)) => (*k, *v),
-            None => (key, self.header_value(value)),
-        })
+            None => (key, self.header_value(self.headers[i].1)),
+        }
     }
 
     /// The value of the first header whose canonical name is `key`.
