@@ -2,6 +2,7 @@
 # Memory at rest and per idle connection, for docs/benchmarks.md ("Memory").
 #
 #   bench/memory.sh [CONNECTIONS]        (default 10000)
+#   SLUICE=target/pgo/sluice bench/memory.sh  (the build bench/run.sh measures)
 #
 # Starts `config/weather.yaml` with one shard on CPU 0, reads VmRSS right after
 # start-up, then opens CONNECTIONS keep-alive connections from a Python client, sends
@@ -16,10 +17,11 @@ CONNS=${1:-10000}
 PORT=${PORT:-18190}
 # Each side (sluice, the client) holds one descriptor per connection.
 ulimit -n $((CONNS + 1000))
-cargo build --release -q -p sluice
+SLUICE=${SLUICE:-target/release/sluice}
+[ "$SLUICE" != target/release/sluice ] || cargo build --release -q -p sluice
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 
-taskset -c "${SERVER_CPU:-0}" target/release/sluice run config/weather.yaml \
+taskset -c "${SERVER_CPU:-0}" "$SLUICE" run config/weather.yaml \
   --set "http.address=127.0.0.1:$PORT" --set runtime.shards=1 \
   --set input.http_server.idle_timeout=5m --set logger.level=WARN &
 pid=$!
