@@ -416,12 +416,16 @@ impl<'a> Meta<'a> {
         let (before, after) = self.entries.split_at(self.at);
         let entry = |(k, v): &(&'a str, Value<'a>)| (*k, *v);
         let header = move |(i, (name, _)): (usize, &'a (&'a str, &'a [u8]))| {
-            // Hidden by an earlier header of the name or an entry before the headers.
-            let key = canonical_header(self.entries.bump(), name);
-            let repeated = headers[..i]
+            // Hidden by an earlier header of the name (checked first: a repeat needs no
+            // canonical key in the arena) or by an entry before the headers.
+            if headers[..i]
                 .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name));
-            if repeated || before.iter().any(|(k, _)| *k == key) {
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                return None;
+            }
+            let key = canonical_header(self.entries.bump(), name);
+            if before.iter().any(|(k, _)| *k == key) {
                 return None;
             }
             Some(self.header_in_place(i, key))
