@@ -211,46 +211,25 @@ llvm_tools() { # the directory of the llvm-profdata that matches rustc, installe
   [ -x "$dir/llvm-profdata" ] && echo "$dir"
 }
 
-train_load() { # URL ARGS...: loadgen from the load CPU, its report dropped
-  local url=$1
-  shift
-  taskset -c "$LOAD_CPU" "$LOADGEN" --body-file "$work/body.json" "$@" "$url" >/dev/null 2>&1 ||
-    echo "bench: PGO training: loadgen $* $url failed" >&2
-}
-
-# The profile: each scenario's pipeline at full load, and the HTTP ones also at a
-# moderate rate, where each wake-up serves one request (the path the 50% rows measure).
-# Errors are reported; the profile then lacks that pipeline.
+# The profile: every sluice system of every scenario, started as the scenario starts it,
+# in closed loop and then at a moderate rate, where each wake-up serves about one
+# request (the path the 50% rows measure). A system that fails is reported; the
+# profile then lacks its pipeline.
 pgo_train() {
-  local json=(-H "Content-Type: application/json") url=http://127.0.0.1:$P_SLUICE
-  sluice_start train-weather config/weather.yaml "$P_SLUICE"
-  if [ -z "$ERR" ]; then
-    train_load "$url/weather" "${json[@]}" -c "$CONNS" -d 4s
-    train_load "$url/weather" "${json[@]}" -c "$CONNS" --rate 20000 -d 4s
-  fi
-  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
-  stop_all
-  nginx_start train-upstream "$P_UPSTREAM" "$LOAD_CPU" "default_type application/json; return 200 '$ANSWER';"
-  [ -n "$ERR" ] || sluice_start train-proxy config/proxy-weather.yaml "$P_SLUICE" \
-    "UPSTREAM_URL=http://127.0.0.1:$P_UPSTREAM/forecast"
-  if [ -z "$ERR" ]; then
-    train_load "$url/weather" "${json[@]}" -c "$CONNS" -d 3s
-    train_load "$url/weather" "${json[@]}" -c "$CONNS" --rate 10000 -d 2s
-  fi
-  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
-  stop_all
-  sluice_start train-ws bench/ws-weather.yaml "$P_SLUICE"
-  [ -n "$ERR" ] || train_load "ws://127.0.0.1:$P_SLUICE/ws" -c "$CONNS" -d 3s
-  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
-  stop_all
-  [ -x target/tansu/bin/tansu ] || install_tansu || echo "installing tansu failed" >&2
-  launch train-tansu "$P_KAFKA" env RUST_LOG=error taskset -c "$LOAD_CPU" target/tansu/bin/tansu broker \
-    --listener-url "tcp://127.0.0.1:$P_KAFKA" --advertised-listener-url "tcp://127.0.0.1:$P_KAFKA" \
-    --storage-engine memory://tansu/
-  [ -n "$ERR" ] || sluice_start train-kafka config/weather-kafka.yaml "$P_SLUICE" "KAFKA_ADDRESS=127.0.0.1:$P_KAFKA"
-  [ -n "$ERR" ] || train_load "$url/weather" "${json[@]}" -c "$CONNS" -d 3s
-  [ -z "$ERR" ] || echo "bench: PGO training: $ERR" >&2
-  stop_all # sluice writes its profile as it exits
+  local scenario k
+  for scenario in weather kafka proxy ws; do
+    start_scenario "$scenario"
+    for k in "${!names[@]}"; do
+      case ${names[$k]} in sluice*) ;; *) continue ;; esac
+      if [ -n "${errs[$k]}" ]; then
+        echo "bench: PGO training: ${errs[$k]}" >&2
+        continue
+      fi
+      { run_loadgen "$k" -d 3s && run_loadgen "$k" --rate 10000 -d 2s; } >/dev/null 2>&1 ||
+        echo "bench: PGO training: loadgen against ${names[$k]} failed" >&2
+    done
+    stop_all # sluice writes its profile as it exits
+  done
 }
 
 # Builds $PGO_DIR/sluice unless the one there was built from the same sources: an
@@ -276,21 +255,6 @@ build_pgo() {
   cp "$PGO_DIR/use/release/sluice" "$PGO_DIR/sluice.tmp" && mv -f "$PGO_DIR/sluice.tmp" "$PGO_DIR/sluice" &&
     echo "$key" >"$PGO_DIR/key"
 }
-
-if [ "$PGO" != off ] && build_pgo; then
-  SLUICE=$PGO_DIR/sluice SLUICE_BUILD=pgo
-else
-  if [ "$PGO" = on ]; then echo "bench: the PGO build failed" >&2 && exit 1; fi
-  [ "$PGO" = off ] || echo "bench: no PGO build (see above): measuring the plain release build" >&2
-  flock "$BUILD_LOCK" cargo build --release -q -p sluice
-fi
-if [ "$MODE" = pgo ]; then
-  echo "$SLUICE"
-  exit 0
-fi
-# The builds leave hundreds of MB of dirty pages; their writeback would land in the
-# first rows measured (always sluice's) instead of before them.
-sync
 
 # --- measuring ----------------------------------------------------------------------
 
@@ -519,10 +483,12 @@ measure_pairs() { # SCENARIO
 
 # --- scenarios ----------------------------------------------------------------------
 
-for scenario in $SCENARIOS; do
+# Starts the systems of SCENARIO and lists them (add_system), each with the error that
+# keeps it from serving, if any.
+start_scenario() { # SCENARIO
   names=() urls=() spids=() conns=() errs=() maxes=()
-  echo "$scenario" >&2
-  case $scenario in
+  local broker_err upstream_err
+  case $1 in
     weather)
       sluice_start sluice config/weather.yaml "$P_SLUICE"
       add_system sluice "http://127.0.0.1:$P_SLUICE/weather" "$CONNS"
@@ -564,6 +530,26 @@ for scenario in $SCENARIOS; do
       add_system sluice-http-c64 "http://127.0.0.1:$P_SLUICE/weather" 64
       ;;
   esac
+}
+
+if [ "$PGO" != off ] && build_pgo; then
+  SLUICE=$PGO_DIR/sluice SLUICE_BUILD=pgo
+else
+  if [ "$PGO" = on ]; then echo "bench: the PGO build failed" >&2 && exit 1; fi
+  [ "$PGO" = off ] || echo "bench: no PGO build (see above): measuring the plain release build" >&2
+  flock "$BUILD_LOCK" cargo build --release -q -p sluice
+fi
+if [ "$MODE" = pgo ]; then
+  echo "$SLUICE"
+  exit 0
+fi
+# The builds leave hundreds of MB of dirty pages; their writeback would land in the
+# first rows measured (always sluice's) instead of before them.
+sync
+
+for scenario in $SCENARIOS; do
+  echo "$scenario" >&2
+  start_scenario "$scenario"
   if [ "$PAIRS" -gt 0 ] && [ -n "$PAIR_WITH" ]; then # said before the rounds, not after
     any=
     for k in "${!names[@]}"; do if paired "$k"; then any=1; fi; done
