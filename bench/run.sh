@@ -543,6 +543,10 @@ if [ "$MODE" = pgo ]; then
   echo "$SLUICE"
   exit 0
 fi
+# The sources measured: read now, not at the end, when edits made during the run
+# would mark them changed.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit+changes"
 # The builds leave hundreds of MB of dirty pages; their writeback would land in the
 # first rows measured (always sluice's) instead of before them.
 sync
@@ -565,8 +569,6 @@ done
 stamp=$(date -u +%Y-%m-%d-%H%M)
 mkdir -p bench/results
 result=bench/results/$stamp.json
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit+changes"
 cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 {
   printf '{"date":"%s","mode":"%s","commit":"%s","sluice_build":"%s","scenarios":"%s",\n' \
