@@ -23,17 +23,26 @@
 //!   when nothing else can run: after a pass of the run queue in which no other task
 //!   was polled (tasks are spawned with [`spawn`], which counts their polls), and with
 //!   no glommio operation in flight ([`GlommioWait`]: a write waiting for room, a
-//!   connect, a lookup). The block ends when an event comes, at the deadline of the
-//!   next short [`sleep`] (a Kafka linger), when another thread rings the shard's
-//!   [`Alarm`] (the Kafka client's answers), or at the next visit of glommio's reactor
-//!   (`REACTOR_EVERY`); the deadlines through a timerfd in the set ([`WakeTimer`]),
-//!   not a timeout of the wait. Listeners are in the epoll set too. Only what none of these
-//!   covers waits for that visit: sleeps and read timeouts due `PRECISE_BELOW` or more
-//!   ahead (late by 5% at most).
+//!   connect, a lookup). The block ends when an event comes, at the next socket's read
+//!   deadline or the deadline of the next short [`sleep`] (a Kafka linger), when
+//!   another thread rings the shard's [`Alarm`] (the Kafka client's answers), or at
+//!   the next visit of glommio's reactor (`REACTOR_EVERY`); the deadlines through a
+//!   timerfd in the set ([`WakeTimer`]), not a timeout of the wait. Listeners are in
+//!   the epoll set too. Only what none of these covers waits for that visit: sleeps
+//!   due `PRECISE_BELOW` or more ahead (late by 5% at most).
 //! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
 //!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
 //!   an idle shard sleeps for as long as it has nothing to do and wakes exactly for its
-//!   timers and other I/O.
+//!   timers, its next read deadline and other I/O.
+//!
+//! Read deadlines are the poller's, not glommio timers: the sockets' deadlines sit in
+//! one heap (`Poller::timeouts`) that the driver checks each turn. A socket's entry is
+//! left in place when its deadline moves later (the next request's wait); when the
+//! entry comes up, the driver moves it to the deadline then current. A waiting driver
+//! wakes for them on a coarse grid (`DEADLINE_TICK`). A glommio timer per socket,
+//! moved in glommio's timer map whenever a connection had been quiet for a sixteenth
+//! of its timeout, cost 1,300-2,400 instructions per move; here a socket with a
+//! stream of requests touches the heap once per timeout.
 //!
 //! Either way a busy shard goes through glommio's reactor at least every
 //! `REACTOR_EVERY`, or every `REACTOR_EVERY_GLOMMIO` while an operation of glommio's is
@@ -68,7 +77,7 @@ const EVENTS: usize = 64;
 /// several io_uring calls and stalls the requests that arrive meanwhile (tens of us):
 /// at 500 us they were a fifth of the shard's CPU at 50k req/s, and at 5 ms they still
 /// set its p99 (116 us against nginx's 81; 76 at 50 ms). What needs to be on time does
-/// not wait for them: short sleeps and timeouts tell the driver their deadlines.
+/// not wait for them: short sleeps and read deadlines bound the driver's block.
 const REACTOR_EVERY: Duration = Duration::from_millis(50);
 /// The same while an operation of glommio's is in flight ([`GlommioWait`]): its
 /// completion is seen only in the reactor.
@@ -78,11 +87,19 @@ const HARVEST_EVERY: Duration = Duration::from_micros(50);
 /// Quiet time after which the driver waits through glommio's reactor rather than
 /// blocking: an idle shard then sleeps without waking every `REACTOR_EVERY`.
 const PARK_AFTER: Duration = Duration::from_millis(1);
-/// Sleeps and read timeouts due sooner than this tell the driver their deadline (see
-/// [`sleep`], [`note_deadline`]); a later one can be late by `REACTOR_EVERY` (5% at
-/// most). Longer ones are mostly timeouts that usually do not expire: keeping them out
-/// keeps the deadline heap small.
+/// Sleeps due sooner than this tell the driver their deadline (see [`sleep`]); a later
+/// one can be late by `REACTOR_EVERY` (5% at most), which keeps that heap small. Read
+/// deadlines are all the driver's own (`Poller::timeouts`, late by `DEADLINE_TICK` at
+/// most).
 const PRECISE_BELOW: Duration = Duration::from_secs(1);
+/// Read deadlines are seen on a grid of this step (from the poller's creation): a
+/// waiting driver wakes at the first tick at or after the next deadline, so the
+/// deadlines that come up within one tick share one wake. Most that come up are not
+/// expiries but entries to move on (see `Slot::queued`): waking for each, 1,000
+/// connections each sending a request every 100 ms, under a 1 s timeout, set the wake
+/// timer 1,000 times a second (20 without them) and took about a tenth more CPU per
+/// request. A read times out late by this much at most.
+const DEADLINE_TICK: Duration = Duration::from_millis(16);
 /// Events after which no more bytes will come.
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 /// The epoll token of the shard's [`Alarm`] (socket tokens have a slot index below it).
@@ -147,7 +164,7 @@ pub async fn sleep(d: Duration) {
 /// Tells this shard's driver that a glommio timer set at `now` is due at `at`, so that
 /// the reactor runs then and fires it however busy the shard is: if it is due within
 /// `PRECISE_BELOW` (a later one may be late by `REACTOR_EVERY`, 5% at most).
-pub fn note_deadline(now: Instant, at: Instant) {
+fn note_deadline(now: Instant, at: Instant) {
     if at.saturating_duration_since(now) < PRECISE_BELOW {
         with_current(|p| p.deadlines.borrow_mut().push(Reverse(at)));
     }
@@ -354,10 +371,15 @@ pub struct Poller {
     alarm: Arc<Alarm>,
     /// Deadlines of short sleeps still to come, soonest first (see [`sleep`]).
     deadlines: RefCell<BinaryHeap<Reverse<Instant>>>,
+    /// Read deadlines of the sockets, soonest first, with their epoll tokens: where
+    /// [`Poller::expire`] next looks at each waiting socket (see `Slot::queued`).
+    timeouts: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
     /// Ends the driver's block at its deadline.
     timer: WakeTimer,
     /// The glommio executor this poller's driver runs on.
     executor: usize,
+    /// The origin of the `DEADLINE_TICK` grid.
+    epoch: Instant,
 }
 
 /// One socket's entry; its epoll token is its index and generation.
@@ -371,6 +393,16 @@ struct Slot {
     /// so a short read does not clear `ready` (the next `recv` returns 0 or the error).
     hangup: bool,
     waker: Option<Waker>,
+    /// The deadline of the socket's wait, if it has one (as of its last `poll_ready`).
+    due: Option<Instant>,
+    /// When the socket's entry in `timeouts` comes up, if it has one. A wait whose
+    /// deadline is later leaves it there: at that time [`Poller::expire`] moves it
+    /// on to the deadline then current. So a socket with a stream of short waits
+    /// touches the heap once per timeout, not once per wait.
+    queued: Option<Instant>,
+    /// A deadline that passed while the socket waited: `poll_ready` with that
+    /// deadline reports it.
+    expired: Option<Instant>,
 }
 
 enum Driver {
@@ -424,8 +456,10 @@ impl Poller {
                 driver: RefCell::new(Driver::Absent),
                 alarm,
                 deadlines: RefCell::new(BinaryHeap::new()),
+                timeouts: RefCell::new(BinaryHeap::new()),
                 timer,
                 executor,
+                epoch: Instant::now(),
             });
             *p = Some(poller.clone());
             Ok(poller)
@@ -515,6 +549,61 @@ impl Poller {
         w
     }
 
+    /// Ends the waits of the sockets whose deadline is `now` or earlier (wakes them to
+    /// report it), and moves the entries of those whose deadline moved on. Whether it
+    /// woke any.
+    fn expire(&self, now: Instant) -> bool {
+        let mut timeouts = self.timeouts.borrow_mut();
+        if timeouts.peek().is_none_or(|t| t.0 .0 > now) {
+            return false;
+        }
+        let mut slots = self.slots.borrow_mut();
+        let mut woke = false;
+        while let Some(&Reverse((at, token))) = timeouts.peek() {
+            if at > now {
+                break;
+            }
+            timeouts.pop();
+            // An entry of a socket that left, or one its slot no longer counts on.
+            let Some(slot) = slots.get_mut((token & 0xffff_ffff) as usize) else {
+                continue;
+            };
+            if slot.generation != (token >> 32) as u32 || slot.queued != Some(at) {
+                continue;
+            }
+            slot.queued = None;
+            // Not waiting now: its next wait queues it again.
+            let Some(due) = slot.due.filter(|_| slot.waker.is_some()) else {
+                continue;
+            };
+            if due <= now {
+                slot.expired = Some(due);
+                slot.due = None;
+                if let Some(w) = self.take_waker(slot) {
+                    w.wake();
+                    woke = true;
+                }
+            } else {
+                timeouts.push(Reverse((due, token)));
+                slot.queued = Some(due);
+            }
+        }
+        woke
+    }
+
+    /// When a waiting driver must wake for the read deadlines: the first tick of the
+    /// `DEADLINE_TICK` grid at or after the earliest (perhaps one that has moved on
+    /// since: the driver then only moves its entry).
+    fn timeout_wake(&self) -> Option<Instant> {
+        let next = self.timeouts.borrow().peek()?.0 .0;
+        let tick = DEADLINE_TICK.as_nanos();
+        let ticks = next
+            .saturating_duration_since(self.epoch)
+            .as_nanos()
+            .div_ceil(tick);
+        Some(self.epoch + Duration::from_nanos((ticks * tick) as u64))
+    }
+
     /// Makes sure a driver will collect events for a socket that starts waiting.
     fn need_driver(self: &Rc<Self>) {
         let was = std::mem::replace(&mut *self.driver.borrow_mut(), Driver::Active);
@@ -527,6 +616,23 @@ impl Poller {
                 glommio::spawn_local(drive(self.clone())).detach();
             }
         }
+    }
+
+    /// Sleeps through glommio's reactor until the epoll set has events or the next read
+    /// deadline comes (glommio's timers and other I/O wake the shard meanwhile).
+    async fn park(&self) -> io::Result<()> {
+        let Some(at) = self.timeout_wake() else {
+            return self.readable().await;
+        };
+        // The driver's own: no `sleep`, whose deadline would end blocks that the
+        // reactor now covers.
+        #[allow(clippy::disallowed_methods)]
+        let timer = glommio::timer::Timer::new(at.saturating_duration_since(Instant::now()));
+        let deadline = async {
+            timer.await;
+            Ok(())
+        };
+        futures_lite::future::or(self.readable(), deadline).await
     }
 
     /// Waits until the epoll set has events, through glommio's reactor (see the
@@ -588,8 +694,11 @@ async fn drive(poller: Rc<Poller>) {
                 last_event = now;
             }
         }
+        // Sockets whose read deadline passed are woken to fail their read: they run
+        // before the shard waits.
+        let expired = poller.expire(now);
         // Nothing to run and not spinning: the shard may wait.
-        let quiet = idle && !spinning;
+        let quiet = idle && !spinning && !expired;
         let due = poller.reactor_due(last_reactor);
         if poller.alarm.take() || now >= due {
             visit_reactor().await;
@@ -599,14 +708,15 @@ async fn drive(poller: Rc<Poller>) {
             // glommio's reactor keeps the time now; the block's deadline would only
             // wake the shard for nothing.
             poller.timer.disarm();
-            if poller.readable().await.is_err() {
+            if poller.park().await.is_err() {
                 // Out of descriptors for the wait: let the reactor run (a timer needs
                 // none) instead of retrying at once.
                 sleep(Duration::from_millis(1)).await;
             }
         } else {
             if quiet && poller.alarm.block() {
-                let sockets = poller.harvest(&mut events, Some(due));
+                let until = poller.timeout_wake().map_or(due, |t| t.min(due));
+                let sockets = poller.harvest(&mut events, Some(until));
                 // The wait collected everything up to its end, not its start: dated
                 // before it, a long wait made the next turn take events again at once
                 // (an `epoll_wait(.., 0)` per request at low rates).
@@ -691,6 +801,9 @@ impl Registration {
         // once interleaved them with the tasks, +77 MiB).
         slot.ready = false;
         slot.hangup = false;
+        // The heap's entries for the slot's last socket are of the old generation.
+        slot.queued = None;
+        slot.expired = None;
         let generation = slot.generation;
         drop(slots);
         if let Err(e) = add(
@@ -721,15 +834,25 @@ impl Registration {
         slot.ready = slot.hangup;
     }
 
-    /// Waits for the socket's next event: `Ready` if one came since `drained`,
-    /// otherwise `Pending` with `waker` woken at the event.
-    pub fn poll_ready(&self, waker: &Waker) -> Poll<()> {
+    /// Waits for the socket's next event, until `due` if given: `Ready(Ok)` if one came
+    /// since `drained`, `Ready(Err(TimedOut))` once `due` has passed, otherwise
+    /// `Pending` with `waker` woken at the event or the deadline. The deadline costs
+    /// no clock read here, and no heap entry if an earlier wait left one that comes
+    /// up no later (see `Slot::queued`).
+    pub fn poll_ready(&self, waker: &Waker, due: Option<Instant>) -> Poll<io::Result<()>> {
         let mut slots = self.poller.slots.borrow_mut();
         let slot = &mut slots[self.index as usize];
         if slot.ready {
+            slot.due = None;
             self.poller.take_waker(slot);
-            return Poll::Ready(());
+            return Poll::Ready(Ok(()));
         }
+        if due.is_some() && slot.expired == due {
+            slot.expired = None;
+            let e = io::Error::new(io::ErrorKind::TimedOut, "read timed out");
+            return Poll::Ready(Err(e));
+        }
+        slot.expired = None;
         match &mut slot.waker {
             Some(w) => w.clone_from(waker),
             None => {
@@ -737,15 +860,25 @@ impl Registration {
                 self.poller.waiting.set(self.poller.waiting.get() + 1);
             }
         }
+        slot.due = due;
+        if let Some(due) = due.filter(|&d| slot.queued.is_none_or(|q| q > d)) {
+            let token = u64::from(slot.generation) << 32 | u64::from(self.index);
+            self.poller
+                .timeouts
+                .borrow_mut()
+                .push(Reverse((due, token)));
+            slot.queued = Some(due);
+        }
         drop(slots);
         self.poller.need_driver();
         Poll::Pending
     }
 
-    /// Stops waiting (the read gave up, for example on its timeout).
-    pub fn cancel_wait(&self) {
-        self.poller
-            .take_waker(&mut self.poller.slots.borrow_mut()[self.index as usize]);
+    /// Stops waiting (the socket leaves).
+    fn cancel_wait(&self) {
+        let slot = &mut self.poller.slots.borrow_mut()[self.index as usize];
+        slot.due = None;
+        self.poller.take_waker(slot);
     }
 }
 
@@ -771,6 +904,7 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn eventfd_count(a: &Alarm) -> u64 {
         let mut n = 0u64;
@@ -897,6 +1031,77 @@ mod tests {
                 assert_eq!(poller.reactor_due(t1), t1 + REACTOR_EVERY_GLOMMIO);
                 drop(wait);
                 assert_eq!(poller.reactor_due(t1), t1 + REACTOR_EVERY);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// Counts its wakes.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_stream_of_later_deadlines_keeps_one_entry_and_the_last_one_times_out() {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(256 * 1024)
+            .spawn(|| async {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let mut client =
+                    std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (server, _) = listener.accept().unwrap();
+                let reg = Registration::new(server.as_raw_fd()).unwrap();
+                let poller = reg.poller.clone();
+                let wakes = Arc::new(Wakes(Default::default()));
+                let waker = Waker::from(wakes.clone());
+                let ms = |n| Instant::now() + Duration::from_millis(n);
+                let (t1, t2) = (ms(50_000), ms(80_000));
+                let heap = || poller.timeouts.borrow().len();
+
+                assert!(reg.poll_ready(&waker, Some(t1)).is_pending());
+                assert_eq!(heap(), 1);
+                // The next request's wait, with a later deadline: the entry stays.
+                assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
+                assert_eq!(heap(), 1);
+                // The driver wakes for it at the next tick of the grid.
+                let wake = poller.timeout_wake().unwrap();
+                assert!(wake >= t1 && wake < t1 + DEADLINE_TICK, "{wake:?} {t1:?}");
+                // Past the first deadline, but not the current one: moved on, no wake.
+                assert!(!poller.expire(t1));
+                assert_eq!(heap(), 1);
+                assert!(poller.timeout_wake().unwrap() >= t2);
+                assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
+                assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+                // Past the current one: woken, and the wait reports it once.
+                assert!(poller.expire(t2));
+                assert_eq!((heap(), wakes.0.load(Ordering::SeqCst)), (0, 1));
+                let e = match reg.poll_ready(&waker, Some(t2)) {
+                    Poll::Ready(Err(e)) => e,
+                    other => panic!("not timed out: {other:?}"),
+                };
+                assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                // A new wait with a new deadline waits again; an earlier deadline than
+                // the queued entry's gets its own.
+                assert!(reg
+                    .poll_ready(&waker, Some(t2 + Duration::from_secs(1)))
+                    .is_pending());
+                assert!(reg.poll_ready(&waker, Some(t1)).is_pending());
+                assert_eq!(heap(), 2);
+                assert!(poller.timeout_wake().unwrap() < t2);
+                // An event ends the wait before its deadline: the entry is dropped when
+                // it comes up, without a wake.
+                client.write_all(b"x").unwrap();
+                let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+                while poller.harvest(&mut events, Some(ms(5000))) == 0 {}
+                assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+                assert!(reg.poll_ready(&waker, Some(t1)).is_ready());
+                assert!(!poller.expire(t2 + Duration::from_secs(1)));
+                assert_eq!(heap(), 0);
             })
             .unwrap()
             .join()

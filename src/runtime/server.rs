@@ -69,7 +69,7 @@ async fn accept(listener: &TcpListener, reg: &Registration) -> io::Result<TcpStr
                 _ => return Err(e),
             }
         }
-        std::future::poll_fn(|cx| reg.poll_ready(cx.waker())).await;
+        std::future::poll_fn(|cx| reg.poll_ready(cx.waker(), None)).await?;
     }
 }
 

@@ -9,24 +9,19 @@
 //! waits is reported to the poller, whose driver then does not block the thread.
 //!
 //! A read's timeout (`set_read_timeout`) starts when the read first has to wait. The
-//! socket keeps one glommio timer for its life, to wake it at the deadline; the timer
-//! fires up to a sixteenth of the timeout late, so that a stream of short waits reuses
-//! it instead of moving it in glommio's timer map at every wait. A deadline less than
-//! a second away is told to the shard's driver (`poller::note_deadline`); a later one
-//! can be late by the driver's reactor period too (5% at most).
+//! deadline is kept by the poller, next to the socket's readiness, in one heap of the
+//! shard's read deadlines that its driver wakes for. A wait costs one clock read and,
+//! most of the time, nothing in the heap: see `Registration::poll_ready`.
 
-use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::task::Waker;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use glommio::timer::Timer;
 
 use super::poller::{self, GlommioWait, Registration};
 
@@ -38,9 +33,6 @@ pub struct Socket {
     read_timeout: Option<Duration>,
     /// The current read's deadline, from its first wait.
     due: Option<Instant>,
-    timer: Timer,
-    /// When `timer` fires and whom it wakes, as last armed (it may have fired since).
-    timer_at: Option<(Instant, Waker)>,
     /// Held while a write waits for room (glommio's io_uring poll).
     write_wait: Option<GlommioWait>,
 }
@@ -56,11 +48,6 @@ impl Socket {
             stream,
             read_timeout: None,
             due: None,
-            // Reset before its first poll. A read timeout is seconds long and already
-            // fires up to a sixteenth late: the driver need not know its deadline.
-            #[allow(clippy::disallowed_methods)]
-            timer: Timer::new(Duration::ZERO),
-            timer_at: None,
             write_wait: None,
         })
     }
@@ -82,25 +69,6 @@ impl Socket {
         let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
     }
 
-    /// Makes sure `timer` wakes `waker` between `due` and `due + slack`. A timer
-    /// still armed within that window (by an earlier wait) is left alone; one that has
-    /// fired leaves `timer_at` in the past, so it is armed again. It stays armed after
-    /// the read: one spurious wake-up of the task at most.
-    fn arm_timer(&mut self, now: Instant, due: Instant, slack: Duration, waker: &Waker) {
-        if let Some((at, w)) = &self.timer_at {
-            if *at >= due && *at <= due + slack && w.will_wake(waker) {
-                return;
-            }
-        }
-        // The late end of the window, so that the next waits fit in it too.
-        let at = due + slack;
-        self.timer.reset(at - now);
-        // Not due yet: this poll registers the timer with `waker`.
-        let _ = Pin::new(&mut self.timer).poll(&mut Context::from_waker(waker));
-        self.timer_at = Some((at, waker.clone()));
-        crate::runtime::poller::note_deadline(now, at);
-    }
-
     /// Waits until a read may find bytes (or the end of the stream), under the read
     /// timeout, without reading: a caller can then allocate its buffer only when there
     /// is something to put in it. The wait counts toward the next read's deadline.
@@ -117,20 +85,13 @@ impl Socket {
     /// One step of waiting for the next event: `Ready(Ok)` when the socket may have
     /// become readable, `Ready(Err(TimedOut))` past the read's deadline.
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.reg.poll_ready(cx.waker()).is_ready() {
-            return Poll::Ready(Ok(()));
+        let due = (self.read_timeout)
+            .map(|timeout| *self.due.get_or_insert_with(|| Instant::now() + timeout));
+        let waited = std::task::ready!(self.reg.poll_ready(cx.waker(), due));
+        if waited.is_err() {
+            self.due = None;
         }
-        if let Some(timeout) = self.read_timeout {
-            let now = Instant::now();
-            let due = *self.due.get_or_insert(now + timeout);
-            if now >= due {
-                self.due = None;
-                self.reg.cancel_wait();
-                return Poll::Ready(Err(io::Error::new(ErrorKind::TimedOut, "read timed out")));
-            }
-            self.arm_timer(now, due, timeout / 16, cx.waker());
-        }
-        Poll::Pending
+        Poll::Ready(waited)
     }
 
     /// One non-blocking `recv`; `None` when nothing has arrived.
