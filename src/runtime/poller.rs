@@ -32,17 +32,19 @@
 //!   due `PRECISE_BELOW` or more ahead (late by 5% at most).
 //! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
 //!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
-//!   an idle shard sleeps for as long as it has nothing to do and wakes exactly for its
-//!   timers, its next read deadline and other I/O.
+//!   an idle shard sleeps for as long as it has nothing to do and wakes for its timers,
+//!   its next read deadline (a glommio timer) and other I/O. A read that starts
+//!   meanwhile with an earlier deadline wakes the driver to park again.
 //!
 //! Read deadlines are the poller's, not glommio timers: the sockets' deadlines sit in
-//! one heap (`Poller::timeouts`) that the driver checks each turn. A socket's entry is
-//! left in place when its deadline moves later (the next request's wait); when the
-//! entry comes up, the driver moves it to the deadline then current. A waiting driver
-//! wakes for them on a coarse grid (`DEADLINE_TICK`). A glommio timer per socket,
+//! one ordered set (`Poller::timeouts`, an entry per waiting socket at most) that the
+//! driver checks each turn. A socket's entry is left in place when its deadline moves
+//! later (the next request's wait); when the entry comes up, the driver moves it to
+//! the deadline then current. A waiting driver wakes for them on a coarse grid
+//! (`DEADLINE_TICK`). A glommio timer per socket,
 //! moved in glommio's timer map whenever a connection had been quiet for a sixteenth
 //! of its timeout, cost 1,300-2,400 instructions per move; here a socket with a
-//! stream of requests touches the heap once per timeout.
+//! stream of requests touches the set once per timeout.
 //!
 //! Either way a busy shard goes through glommio's reactor at least every
 //! `REACTOR_EVERY`, or every `REACTOR_EVERY_GLOMMIO` while an operation of glommio's is
@@ -55,7 +57,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -372,8 +374,12 @@ pub struct Poller {
     /// Deadlines of short sleeps still to come, soonest first (see [`sleep`]).
     deadlines: RefCell<BinaryHeap<Reverse<Instant>>>,
     /// Read deadlines of the sockets, soonest first, with their epoll tokens: where
-    /// [`Poller::expire`] next looks at each waiting socket (see `Slot::queued`).
-    timeouts: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
+    /// [`Poller::expire`] next looks at each waiting socket, one entry per socket at
+    /// most (see `Slot::queued`).
+    timeouts: RefCell<BTreeSet<(Instant, u64)>>,
+    /// While the driver is parked: the read deadline its glommio timer wakes it for
+    /// (`None`: no timer), and its waker, to wake it for an earlier one (see `park`).
+    parked: RefCell<Option<(Option<Instant>, Waker)>>,
     /// Ends the driver's block at its deadline.
     timer: WakeTimer,
     /// The glommio executor this poller's driver runs on.
@@ -398,7 +404,8 @@ struct Slot {
     /// When the socket's entry in `timeouts` comes up, if it has one. A wait whose
     /// deadline is later leaves it there: at that time [`Poller::expire`] moves it
     /// on to the deadline then current. So a socket with a stream of short waits
-    /// touches the heap once per timeout, not once per wait.
+    /// touches the set once per timeout, not once per wait. An earlier deadline
+    /// replaces it at once.
     queued: Option<Instant>,
     /// A deadline that passed while the socket waited: `poll_ready` with that
     /// deadline reports it.
@@ -456,7 +463,8 @@ impl Poller {
                 driver: RefCell::new(Driver::Absent),
                 alarm,
                 deadlines: RefCell::new(BinaryHeap::new()),
-                timeouts: RefCell::new(BinaryHeap::new()),
+                timeouts: RefCell::new(BTreeSet::new()),
+                parked: RefCell::new(None),
                 timer,
                 executor,
                 epoch: Instant::now(),
@@ -554,23 +562,19 @@ impl Poller {
     /// woke any.
     fn expire(&self, now: Instant) -> bool {
         let mut timeouts = self.timeouts.borrow_mut();
-        if timeouts.peek().is_none_or(|t| t.0 .0 > now) {
+        if timeouts.first().is_none_or(|&(at, _)| at > now) {
             return false;
         }
         let mut slots = self.slots.borrow_mut();
         let mut woke = false;
-        while let Some(&Reverse((at, token))) = timeouts.peek() {
+        while let Some(&(at, token)) = timeouts.first() {
             if at > now {
                 break;
             }
-            timeouts.pop();
-            // An entry of a socket that left, or one its slot no longer counts on.
-            let Some(slot) = slots.get_mut((token & 0xffff_ffff) as usize) else {
-                continue;
-            };
-            if slot.generation != (token >> 32) as u32 || slot.queued != Some(at) {
-                continue;
-            }
+            timeouts.pop_first();
+            // Entries leave with their socket and are replaced, never left behind.
+            let slot = &mut slots[(token & 0xffff_ffff) as usize];
+            debug_assert!(slot.generation == (token >> 32) as u32 && slot.queued == Some(at));
             slot.queued = None;
             // Not waiting now: its next wait queues it again.
             let Some(due) = slot.due.filter(|_| slot.waker.is_some()) else {
@@ -584,7 +588,7 @@ impl Poller {
                     woke = true;
                 }
             } else {
-                timeouts.push(Reverse((due, token)));
+                timeouts.insert((due, token));
                 slot.queued = Some(due);
             }
         }
@@ -595,13 +599,37 @@ impl Poller {
     /// `DEADLINE_TICK` grid at or after the earliest (perhaps one that has moved on
     /// since: the driver then only moves its entry).
     fn timeout_wake(&self) -> Option<Instant> {
-        let next = self.timeouts.borrow().peek()?.0 .0;
+        let next = self.timeouts.borrow().first()?.0;
+        Some(self.on_grid(next))
+    }
+
+    /// The first tick of the `DEADLINE_TICK` grid at or after `at`.
+    fn on_grid(&self, at: Instant) -> Instant {
         let tick = DEADLINE_TICK.as_nanos();
-        let ticks = next
+        let ticks = at
             .saturating_duration_since(self.epoch)
             .as_nanos()
             .div_ceil(tick);
-        Some(self.epoch + Duration::from_nanos((ticks * tick) as u64))
+        self.epoch + Duration::from_nanos((ticks * tick) as u64)
+    }
+
+    /// Sets the read deadline of the socket in `slot` (epoll token `token`) to `due`,
+    /// replacing its entry in `timeouts`. A parked driver that would wake later (or
+    /// not at all) is woken, to park again with the new deadline.
+    fn queue_timeout(&self, slot: &mut Slot, token: u64, due: Instant) {
+        let mut timeouts = self.timeouts.borrow_mut();
+        if let Some(q) = slot.queued.replace(due) {
+            timeouts.remove(&(q, token));
+        }
+        timeouts.insert((due, token));
+        let mut parked = self.parked.borrow_mut();
+        let later =
+            |(wake, _): &(Option<Instant>, Waker)| wake.is_none_or(|w| self.on_grid(due) < w);
+        if parked.as_ref().is_some_and(later) {
+            if let Some((_, w)) = parked.take() {
+                w.wake();
+            }
+        }
     }
 
     /// Makes sure a driver will collect events for a socket that starts waiting.
@@ -620,19 +648,37 @@ impl Poller {
 
     /// Sleeps through glommio's reactor until the epoll set has events or the next read
     /// deadline comes (glommio's timers and other I/O wake the shard meanwhile).
+    /// Tasks still run while it is parked (glommio's timers and I/O wake them): a read
+    /// that starts then with an earlier deadline ends the park (`queue_timeout`).
     async fn park(&self) -> io::Result<()> {
-        let Some(at) = self.timeout_wake() else {
-            return self.readable().await;
-        };
-        // The driver's own: no `sleep`, whose deadline would end blocks that the
-        // reactor now covers.
-        #[allow(clippy::disallowed_methods)]
-        let timer = glommio::timer::Timer::new(at.saturating_duration_since(Instant::now()));
+        let wake = self.timeout_wake();
         let deadline = async {
-            timer.await;
+            if let Some(at) = wake {
+                // The driver's own: no `sleep`, whose deadline would end blocks that
+                // the reactor now covers.
+                #[allow(clippy::disallowed_methods)]
+                let timer =
+                    glommio::timer::Timer::new(at.saturating_duration_since(Instant::now()));
+                timer.await;
+            } else {
+                std::future::pending::<()>().await;
+            }
             Ok(())
         };
-        futures_lite::future::or(self.readable(), deadline).await
+        let mut registered = false;
+        let earlier = std::future::poll_fn(|cx| {
+            let mut parked = self.parked.borrow_mut();
+            if registered && parked.is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            registered = true;
+            *parked = Some((wake, cx.waker().clone()));
+            Poll::Pending
+        });
+        let woke = futures_lite::future::or(self.readable(), deadline);
+        let woke = futures_lite::future::or(woke, earlier).await;
+        self.parked.borrow_mut().take();
+        woke
     }
 
     /// Waits until the epoll set has events, through glommio's reactor (see the
@@ -801,8 +847,7 @@ impl Registration {
         // once interleaved them with the tasks, +77 MiB).
         slot.ready = false;
         slot.hangup = false;
-        // The heap's entries for the slot's last socket are of the old generation.
-        slot.queued = None;
+        // Its last socket's entry in `timeouts` left with it (`cancel_wait`).
         slot.expired = None;
         let generation = slot.generation;
         drop(slots);
@@ -837,7 +882,7 @@ impl Registration {
     /// Waits for the socket's next event, until `due` if given: `Ready(Ok)` if one came
     /// since `drained`, `Ready(Err(TimedOut))` once `due` has passed, otherwise
     /// `Pending` with `waker` woken at the event or the deadline. The deadline costs
-    /// no clock read here, and no heap entry if an earlier wait left one that comes
+    /// no clock read here, and no new entry if an earlier wait left one that comes
     /// up no later (see `Slot::queued`).
     pub fn poll_ready(&self, waker: &Waker, due: Option<Instant>) -> Poll<io::Result<()>> {
         let mut slots = self.poller.slots.borrow_mut();
@@ -862,23 +907,28 @@ impl Registration {
         }
         slot.due = due;
         if let Some(due) = due.filter(|&d| slot.queued.is_none_or(|q| q > d)) {
-            let token = u64::from(slot.generation) << 32 | u64::from(self.index);
-            self.poller
-                .timeouts
-                .borrow_mut()
-                .push(Reverse((due, token)));
-            slot.queued = Some(due);
+            let token = self.token(slot);
+            self.poller.queue_timeout(slot, token, due);
         }
         drop(slots);
         self.poller.need_driver();
         Poll::Pending
     }
 
-    /// Stops waiting (the socket leaves).
+    /// Stops waiting, and takes the socket's entry out of `timeouts` (it leaves).
     fn cancel_wait(&self) {
         let slot = &mut self.poller.slots.borrow_mut()[self.index as usize];
         slot.due = None;
+        if let Some(q) = slot.queued.take() {
+            let token = self.token(slot);
+            self.poller.timeouts.borrow_mut().remove(&(q, token));
+        }
         self.poller.take_waker(slot);
+    }
+
+    /// The socket's epoll token: its slot's index and generation.
+    fn token(&self, slot: &Slot) -> u64 {
+        u64::from(slot.generation) << 32 | u64::from(self.index)
     }
 }
 
@@ -904,7 +954,7 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
 
     fn eventfd_count(a: &Alarm) -> u64 {
         let mut n = 0u64;
@@ -1061,47 +1111,56 @@ mod tests {
                 let waker = Waker::from(wakes.clone());
                 let ms = |n| Instant::now() + Duration::from_millis(n);
                 let (t1, t2) = (ms(50_000), ms(80_000));
-                let heap = || poller.timeouts.borrow().len();
+                let entries = || poller.timeouts.borrow().len();
 
                 assert!(reg.poll_ready(&waker, Some(t1)).is_pending());
-                assert_eq!(heap(), 1);
+                assert_eq!(entries(), 1);
                 // The next request's wait, with a later deadline: the entry stays.
                 assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
-                assert_eq!(heap(), 1);
+                assert_eq!(entries(), 1);
                 // The driver wakes for it at the next tick of the grid.
                 let wake = poller.timeout_wake().unwrap();
                 assert!(wake >= t1 && wake < t1 + DEADLINE_TICK, "{wake:?} {t1:?}");
                 // Past the first deadline, but not the current one: moved on, no wake.
                 assert!(!poller.expire(t1));
-                assert_eq!(heap(), 1);
+                assert_eq!(entries(), 1);
                 assert!(poller.timeout_wake().unwrap() >= t2);
                 assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
                 // Past the current one: woken, and the wait reports it once.
                 assert!(poller.expire(t2));
-                assert_eq!((heap(), wakes.0.load(Ordering::SeqCst)), (0, 1));
+                assert_eq!((entries(), wakes.0.load(Ordering::SeqCst)), (0, 1));
                 let e = match reg.poll_ready(&waker, Some(t2)) {
                     Poll::Ready(Err(e)) => e,
                     other => panic!("not timed out: {other:?}"),
                 };
                 assert_eq!(e.kind(), io::ErrorKind::TimedOut);
                 // A new wait with a new deadline waits again; an earlier deadline than
-                // the queued entry's gets its own.
+                // the queued entry's replaces it.
                 assert!(reg
                     .poll_ready(&waker, Some(t2 + Duration::from_secs(1)))
                     .is_pending());
                 assert!(reg.poll_ready(&waker, Some(t1)).is_pending());
-                assert_eq!(heap(), 2);
+                assert_eq!(entries(), 1);
                 assert!(poller.timeout_wake().unwrap() < t2);
                 // An event ends the wait before its deadline: the entry is dropped when
                 // it comes up, without a wake.
                 client.write_all(b"x").unwrap();
                 let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
-                while poller.harvest(&mut events, Some(ms(5000))) == 0 {}
+                let got = (0..100).any(|_| poller.harvest(&mut events, Some(ms(50))) > 0);
+                assert!(got, "no event for the socket");
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
                 assert!(reg.poll_ready(&waker, Some(t1)).is_ready());
                 assert!(!poller.expire(t2 + Duration::from_secs(1)));
-                assert_eq!(heap(), 0);
+                assert_eq!(entries(), 0);
+                // A socket that leaves takes its entry with it.
+                let mut buf = [0u8; 8];
+                assert_eq!((&server).read(&mut buf).unwrap(), 1);
+                reg.drained();
+                assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
+                assert_eq!(entries(), 1);
+                drop(reg);
+                assert_eq!(entries(), 0);
             })
             .unwrap()
             .join()

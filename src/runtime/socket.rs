@@ -9,9 +9,9 @@
 //! waits is reported to the poller, whose driver then does not block the thread.
 //!
 //! A read's timeout (`set_read_timeout`) starts when the read first has to wait. The
-//! deadline is kept by the poller, next to the socket's readiness, in one heap of the
+//! deadline is kept by the poller, next to the socket's readiness, in one set of the
 //! shard's read deadlines that its driver wakes for. A wait costs one clock read and,
-//! most of the time, nothing in the heap: see `Registration::poll_ready`.
+//! most of the time, nothing in that set: see `Registration::poll_ready`.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -298,6 +298,40 @@ mod tests {
             assert!(s.read(&mut buf).await.is_err());
             assert!(started.elapsed() >= Duration::from_millis(300));
         });
+    }
+
+    #[test]
+    fn a_read_started_while_the_driver_sleeps_still_times_out_on_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mut a = Socket::new(TcpStream::connect(addr).await.unwrap()).unwrap();
+                let _peer_a = listener.accept().unwrap();
+                let mut b = Socket::new(TcpStream::connect(addr).await.unwrap()).unwrap();
+                let _peer_b = listener.accept().unwrap();
+                // A read without a deadline (as the listener's): the driver does not go
+                // dormant, it parks through glommio, with no read deadline to wake for.
+                let forever = crate::runtime::poller::spawn(async move {
+                    let _ = a.read(&mut [0u8; 4]).await;
+                });
+                // Longer than the driver's precise sleeps: glommio wakes this task
+                // while the driver stays parked.
+                crate::runtime::poller::sleep(Duration::from_millis(1200)).await;
+                b.set_read_timeout(Some(Duration::from_millis(100)));
+                let started = Instant::now();
+                let read = read_within(&mut b, &mut [0u8; 4], 3000).await;
+                let took = started.elapsed();
+                let e = read
+                    .expect("the read timed out only at the give-up")
+                    .unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::TimedOut);
+                assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(1));
+                drop(forever);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
