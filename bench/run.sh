@@ -544,9 +544,9 @@ if [ "$MODE" = pgo ]; then
   exit 0
 fi
 # The sources measured: read now, not at the end, when edits made during the run
-# would mark them changed.
+# would mark them changed. Results of earlier runs not yet committed do not count.
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit+changes"
+[ -z "$(git status --porcelain -- . ':!bench/results' 2>/dev/null)" ] || commit="$commit+changes"
 # The builds leave hundreds of MB of dirty pages; their writeback would land in the
 # first rows measured (always sluice's) instead of before them.
 sync
