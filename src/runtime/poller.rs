@@ -376,7 +376,7 @@ pub struct Poller {
     /// Read deadlines of the sockets, soonest first, with their epoll tokens: where
     /// [`Poller::expire`] next looks at each waiting socket, one entry per socket at
     /// most (see `Slot::queued`).
-    timeouts: RefCell<BTreeSet<(Instant, u64)>>,
+    timeouts: RefCell<ReadDeadlines>,
     /// While the driver is parked: the read deadline its glommio timer wakes it for
     /// (`None`: no timer), and its waker, to wake it for an earlier one (see `park`).
     parked: RefCell<Option<(Option<Instant>, Waker)>>,
@@ -384,8 +384,76 @@ pub struct Poller {
     timer: WakeTimer,
     /// The glommio executor this poller's driver runs on.
     executor: usize,
-    /// The origin of the `DEADLINE_TICK` grid.
+}
+
+/// The shard's read deadlines (`Poller::timeouts`): an ordered set of (deadline,
+/// epoll token), and beside it the earliest deadline and when the driver must wake for
+/// it, which the driver reads on every turn.
+struct ReadDeadlines {
+    set: BTreeSet<(Instant, u64)>,
+    /// The earliest deadline in `set`, and its tick of the `DEADLINE_TICK` grid.
+    first: Option<(Instant, Instant)>,
+    /// The origin of the grid.
     epoch: Instant,
+}
+
+impl ReadDeadlines {
+    fn new() -> Self {
+        ReadDeadlines {
+            set: BTreeSet::new(),
+            first: None,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn insert(&mut self, at: Instant, token: u64) {
+        self.set.insert((at, token));
+        if self.first.is_none_or(|(first, _)| at < first) {
+            self.first = Some((at, self.on_grid(at)));
+        }
+    }
+
+    fn remove(&mut self, at: Instant, token: u64) {
+        self.set.remove(&(at, token));
+        if self.first.is_some_and(|(first, _)| first == at) {
+            self.first_changed();
+        }
+    }
+
+    /// Whether the earliest entry is due by `now`.
+    fn any_due(&self, now: Instant) -> bool {
+        self.first.is_some_and(|(first, _)| first <= now)
+    }
+
+    /// Takes the earliest entry, if it is due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, u64)> {
+        if !self.any_due(now) {
+            return None;
+        }
+        let entry = self.set.pop_first();
+        self.first_changed();
+        entry
+    }
+
+    /// When a waiting driver must wake for them: the first tick of the grid at or
+    /// after the earliest deadline.
+    fn wake(&self) -> Option<Instant> {
+        self.first.map(|(_, wake)| wake)
+    }
+
+    fn first_changed(&mut self) {
+        self.first = self.set.first().map(|&(at, _)| (at, self.on_grid(at)));
+    }
+
+    /// The first tick of the `DEADLINE_TICK` grid at or after `at`.
+    fn on_grid(&self, at: Instant) -> Instant {
+        let tick = DEADLINE_TICK.as_nanos();
+        let ticks = at
+            .saturating_duration_since(self.epoch)
+            .as_nanos()
+            .div_ceil(tick);
+        self.epoch + Duration::from_nanos((ticks * tick) as u64)
+    }
 }
 
 /// One socket's entry; its epoll token is its index and generation.
@@ -463,11 +531,10 @@ impl Poller {
                 driver: RefCell::new(Driver::Absent),
                 alarm,
                 deadlines: RefCell::new(BinaryHeap::new()),
-                timeouts: RefCell::new(BTreeSet::new()),
+                timeouts: RefCell::new(ReadDeadlines::new()),
                 parked: RefCell::new(None),
                 timer,
                 executor,
-                epoch: Instant::now(),
             });
             *p = Some(poller.clone());
             Ok(poller)
@@ -562,16 +629,12 @@ impl Poller {
     /// woke any.
     fn expire(&self, now: Instant) -> bool {
         let mut timeouts = self.timeouts.borrow_mut();
-        if timeouts.first().is_none_or(|&(at, _)| at > now) {
+        if !timeouts.any_due(now) {
             return false;
         }
         let mut slots = self.slots.borrow_mut();
         let mut woke = false;
-        while let Some(&(at, token)) = timeouts.first() {
-            if at > now {
-                break;
-            }
-            timeouts.pop_first();
+        while let Some((at, token)) = timeouts.pop_due(now) {
             // Entries leave with their socket and are replaced, never left behind.
             let slot = &mut slots[(token & 0xffff_ffff) as usize];
             debug_assert!(slot.generation == (token >> 32) as u32 && slot.queued == Some(at));
@@ -588,7 +651,7 @@ impl Poller {
                     woke = true;
                 }
             } else {
-                timeouts.insert((due, token));
+                timeouts.insert(due, token);
                 slot.queued = Some(due);
             }
         }
@@ -599,18 +662,7 @@ impl Poller {
     /// `DEADLINE_TICK` grid at or after the earliest (perhaps one that has moved on
     /// since: the driver then only moves its entry).
     fn timeout_wake(&self) -> Option<Instant> {
-        let next = self.timeouts.borrow().first()?.0;
-        Some(self.on_grid(next))
-    }
-
-    /// The first tick of the `DEADLINE_TICK` grid at or after `at`.
-    fn on_grid(&self, at: Instant) -> Instant {
-        let tick = DEADLINE_TICK.as_nanos();
-        let ticks = at
-            .saturating_duration_since(self.epoch)
-            .as_nanos()
-            .div_ceil(tick);
-        self.epoch + Duration::from_nanos((ticks * tick) as u64)
+        self.timeouts.borrow().wake()
     }
 
     /// Sets the read deadline of the socket in `slot` (epoll token `token`) to `due`,
@@ -619,12 +671,12 @@ impl Poller {
     fn queue_timeout(&self, slot: &mut Slot, token: u64, due: Instant) {
         let mut timeouts = self.timeouts.borrow_mut();
         if let Some(q) = slot.queued.replace(due) {
-            timeouts.remove(&(q, token));
+            timeouts.remove(q, token);
         }
-        timeouts.insert((due, token));
+        timeouts.insert(due, token);
         let mut parked = self.parked.borrow_mut();
         let later =
-            |(wake, _): &(Option<Instant>, Waker)| wake.is_none_or(|w| self.on_grid(due) < w);
+            |(wake, _): &(Option<Instant>, Waker)| wake.is_none_or(|w| timeouts.on_grid(due) < w);
         if parked.as_ref().is_some_and(later) {
             if let Some((_, w)) = parked.take() {
                 w.wake();
@@ -921,7 +973,7 @@ impl Registration {
         slot.due = None;
         if let Some(q) = slot.queued.take() {
             let token = self.token(slot);
-            self.poller.timeouts.borrow_mut().remove(&(q, token));
+            self.poller.timeouts.borrow_mut().remove(q, token);
         }
         self.poller.take_waker(slot);
     }
@@ -1111,7 +1163,7 @@ mod tests {
                 let waker = Waker::from(wakes.clone());
                 let ms = |n| Instant::now() + Duration::from_millis(n);
                 let (t1, t2) = (ms(50_000), ms(80_000));
-                let entries = || poller.timeouts.borrow().len();
+                let entries = || poller.timeouts.borrow().set.len();
 
                 assert!(reg.poll_ready(&waker, Some(t1)).is_pending());
                 assert_eq!(entries(), 1);
