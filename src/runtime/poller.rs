@@ -37,11 +37,11 @@
 //!   meanwhile with an earlier deadline wakes the driver to park again.
 //!
 //! Read deadlines are the poller's, not glommio timers: the sockets' deadlines sit in
-//! one ordered set (`Poller::timeouts`, an entry per waiting socket at most) that the
-//! driver checks each turn. A socket's entry is left in place when its deadline moves
-//! later (the next request's wait); when the entry comes up, the driver moves it to
-//! the deadline then current. A waiting driver wakes for them on a coarse grid
-//! (`DEADLINE_TICK`). A glommio timer per socket,
+//! one ordered set (`Poller::timeouts`, an entry per socket at most) that the driver
+//! checks each turn. A socket's entry is left in place when its deadline moves later
+//! (the next request's wait); when the entry comes up, the driver moves it to the
+//! deadline then current, or drops it if the socket no longer waits. A waiting driver
+//! wakes for them on a coarse grid (`DEADLINE_TICK`). A glommio timer per socket,
 //! moved in glommio's timer map whenever a connection had been quiet for a sixteenth
 //! of its timeout, cost 1,300-2,400 instructions per move; here a socket with a
 //! stream of requests touches the set once per timeout.
@@ -100,7 +100,8 @@ const PRECISE_BELOW: Duration = Duration::from_secs(1);
 /// expiries but entries to move on (see `Slot::queued`): waking for each, 1,000
 /// connections each sending a request every 100 ms, under a 1 s timeout, set the wake
 /// timer 1,000 times a second (20 without them) and took about a tenth more CPU per
-/// request. A read times out late by this much at most.
+/// request. A read times out late by this much at most, plus, when the shard is busy,
+/// the time until the driver's next turn (or glommio's timer latency when parked).
 const DEADLINE_TICK: Duration = Duration::from_millis(16);
 /// Events after which no more bytes will come.
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
@@ -377,8 +378,9 @@ pub struct Poller {
     /// [`Poller::expire`] next looks at each waiting socket, one entry per socket at
     /// most (see `Slot::queued`).
     timeouts: RefCell<ReadDeadlines>,
-    /// While the driver is parked: the read deadline its glommio timer wakes it for
-    /// (`None`: no timer), and its waker, to wake it for an earlier one (see `park`).
+    /// While the driver is parked: when its glommio timer wakes it (the grid tick of
+    /// the earliest read deadline; `None`: no timer), and its waker, to wake it for an
+    /// earlier one (see `park`).
     parked: RefCell<Option<(Option<Instant>, Waker)>>,
     /// Ends the driver's block at its deadline.
     timer: WakeTimer,
@@ -452,7 +454,11 @@ impl ReadDeadlines {
             .saturating_duration_since(self.epoch)
             .as_nanos()
             .div_ceil(tick);
-        self.epoch + Duration::from_nanos((ticks * tick) as u64)
+        // Past 584 years (a timeout the config allows): the deadline itself.
+        u64::try_from(ticks * tick)
+            .ok()
+            .and_then(|n| self.epoch.checked_add(Duration::from_nanos(n)))
+            .unwrap_or(at)
     }
 }
 
@@ -637,7 +643,11 @@ impl Poller {
         while let Some((at, token)) = timeouts.pop_due(now) {
             // Entries leave with their socket and are replaced, never left behind.
             let slot = &mut slots[(token & 0xffff_ffff) as usize];
-            debug_assert!(slot.generation == (token >> 32) as u32 && slot.queued == Some(at));
+            let live = slot.generation == (token >> 32) as u32 && slot.queued == Some(at);
+            debug_assert!(live, "a read deadline left behind");
+            if !live {
+                continue;
+            }
             slot.queued = None;
             // Not waiting now: its next wait queues it again.
             let Some(due) = slot.due.filter(|_| slot.waker.is_some()) else {
@@ -1217,6 +1227,18 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn deadlines_round_up_to_the_grid_even_centuries_ahead() {
+        let d = ReadDeadlines::new();
+        let ms = Duration::from_millis;
+        assert_eq!(d.on_grid(d.epoch + DEADLINE_TICK), d.epoch + DEADLINE_TICK);
+        assert_eq!(d.on_grid(d.epoch + ms(17)), d.epoch + 2 * DEADLINE_TICK);
+        // Beyond what nanoseconds in a u64 count (a timeout the config accepts): no
+        // wrap into the past, which would make the driver spin.
+        let far = d.epoch + Duration::from_secs(600 * 365 * 24 * 3600);
+        assert!(d.on_grid(far) >= far);
     }
 
     #[test]
