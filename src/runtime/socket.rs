@@ -184,19 +184,31 @@ mod tests {
     use std::io::Write;
     use std::time::Instant;
 
-    /// Runs `f` on a glommio executor with a socket connected to a std peer.
-    fn with_pair(f: impl AsyncFnOnce(Socket, std::net::TcpStream) + Send + 'static) {
+    /// Runs `f` on a glommio executor with a std listener to `connect` to.
+    fn with_listener(f: impl AsyncFnOnce(std::net::TcpListener) + Send + 'static) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let stream = TcpStream::connect(addr).await.unwrap();
-                let (peer, _) = listener.accept().unwrap();
-                f(Socket::new(stream).unwrap(), peer).await;
-            })
+            .spawn(move || async move { f(listener).await })
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    /// A socket connected to `listener`, and its std peer.
+    async fn connect(listener: &std::net::TcpListener) -> (Socket, std::net::TcpStream) {
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        (Socket::new(stream).unwrap(), peer)
+    }
+
+    /// Runs `f` on a glommio executor with a socket connected to a std peer.
+    fn with_pair(f: impl AsyncFnOnce(Socket, std::net::TcpStream) + Send + 'static) {
+        with_listener(async move |listener| {
+            let (socket, peer) = connect(&listener).await;
+            f(socket, peer).await;
+        });
     }
 
     /// A read that its caller gives up after `ms` milliseconds (`None` then).
@@ -302,36 +314,28 @@ mod tests {
 
     #[test]
     fn a_read_started_while_the_driver_sleeps_still_times_out_on_time() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let mut a = Socket::new(TcpStream::connect(addr).await.unwrap()).unwrap();
-                let _peer_a = listener.accept().unwrap();
-                let mut b = Socket::new(TcpStream::connect(addr).await.unwrap()).unwrap();
-                let _peer_b = listener.accept().unwrap();
-                // A read without a deadline (as the listener's): the driver does not go
-                // dormant, it parks through glommio, with no read deadline to wake for.
-                let forever = crate::runtime::poller::spawn(async move {
-                    let _ = a.read(&mut [0u8; 4]).await;
-                });
-                // Longer than the driver's precise sleeps: glommio wakes this task
-                // while the driver stays parked.
-                crate::runtime::poller::sleep(Duration::from_millis(1200)).await;
-                b.set_read_timeout(Some(Duration::from_millis(100)));
-                let started = Instant::now();
-                let read = read_within(&mut b, &mut [0u8; 4], 3000).await;
-                let took = started.elapsed();
-                let e = read
-                    .expect("the read timed out only at the give-up")
-                    .unwrap_err();
-                assert_eq!(e.kind(), ErrorKind::TimedOut);
-                assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(1));
-                drop(forever);
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        with_listener(async |listener| {
+            let (mut a, _peer_a) = connect(&listener).await;
+            let (mut b, _peer_b) = connect(&listener).await;
+            // A read without a deadline (as the listener's): the driver does not go
+            // dormant, it parks through glommio, with no read deadline to wake for.
+            let forever = crate::runtime::poller::spawn(async move {
+                let _ = a.read(&mut [0u8; 4]).await;
+            });
+            // Longer than the driver's precise sleeps: glommio wakes this task
+            // while the driver stays parked.
+            crate::runtime::poller::sleep(Duration::from_millis(1200)).await;
+            b.set_read_timeout(Some(Duration::from_millis(100)));
+            let started = Instant::now();
+            let read = read_within(&mut b, &mut [0u8; 4], 3000).await;
+            let took = started.elapsed();
+            let e = read
+                .expect("the read timed out only at the give-up")
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut);
+            assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(1));
+            drop(forever);
+        });
     }
 
     #[test]
@@ -361,33 +365,26 @@ mod tests {
 
     #[test]
     fn many_waiting_sockets_each_get_their_own_bytes() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let mut peers = Vec::new();
-                let mut tasks = Vec::new();
-                for i in 0..50u8 {
-                    let stream = TcpStream::connect(addr).await.unwrap();
-                    peers.push(listener.accept().unwrap().0);
-                    let mut s = Socket::new(stream).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(2)));
-                    tasks.push(crate::runtime::poller::spawn(async move {
-                        let mut buf = [0u8; 4];
-                        assert_eq!(s.read(&mut buf).await.unwrap(), 1);
-                        assert_eq!(buf[0], i);
-                    }));
-                }
-                crate::runtime::poller::sleep(Duration::from_millis(20)).await;
-                for (i, p) in peers.iter_mut().enumerate().rev() {
-                    p.write_all(&[i as u8]).unwrap();
-                }
-                for t in tasks {
-                    t.await;
-                }
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        with_listener(async |listener| {
+            let mut peers = Vec::new();
+            let mut tasks = Vec::new();
+            for i in 0..50u8 {
+                let (mut s, peer) = connect(&listener).await;
+                peers.push(peer);
+                s.set_read_timeout(Some(Duration::from_secs(2)));
+                tasks.push(crate::runtime::poller::spawn(async move {
+                    let mut buf = [0u8; 4];
+                    assert_eq!(s.read(&mut buf).await.unwrap(), 1);
+                    assert_eq!(buf[0], i);
+                }));
+            }
+            crate::runtime::poller::sleep(Duration::from_millis(20)).await;
+            for (i, p) in peers.iter_mut().enumerate().rev() {
+                p.write_all(&[i as u8]).unwrap();
+            }
+            for t in tasks {
+                t.await;
+            }
+        });
     }
 }
