@@ -473,7 +473,9 @@ struct Slot {
     /// so a short read does not clear `ready` (the next `recv` returns 0 or the error).
     hangup: bool,
     waker: Option<Waker>,
-    /// The deadline of the socket's wait, if it has one (as of its last `poll_ready`).
+    /// The deadline of the socket's wait, if it has one (as of its last `poll_ready`);
+    /// meaningless once the wait ends (`waker` taken), which is all [`Poller::expire`]
+    /// checks, so nothing clears it.
     due: Option<Instant>,
     /// When the socket's entry in `timeouts` comes up, if it has one. A wait whose
     /// deadline is later leaves it there: at that time [`Poller::expire`] moves it
@@ -655,7 +657,6 @@ impl Poller {
             };
             if due <= now {
                 slot.expired = Some(due);
-                slot.due = None;
                 if let Some(w) = self.take_waker(slot) {
                     w.wake();
                     woke = true;
@@ -950,7 +951,6 @@ impl Registration {
         let mut slots = self.poller.slots.borrow_mut();
         let slot = &mut slots[self.index as usize];
         if slot.ready {
-            slot.due = None;
             self.poller.take_waker(slot);
             return Poll::Ready(Ok(()));
         }
@@ -980,7 +980,6 @@ impl Registration {
     /// Stops waiting, and takes the socket's entry out of `timeouts` (it leaves).
     fn cancel_wait(&self) {
         let slot = &mut self.poller.slots.borrow_mut()[self.index as usize];
-        slot.due = None;
         if let Some(q) = slot.queued.take() {
             let token = self.token(slot);
             self.poller.timeouts.borrow_mut().remove(q, token);
