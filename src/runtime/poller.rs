@@ -23,28 +23,33 @@
 //!   when nothing else can run: after a pass of the run queue in which no other task
 //!   was polled (tasks are spawned with [`spawn`], which counts their polls), and with
 //!   no glommio operation in flight ([`GlommioWait`]: a write waiting for room, a
-//!   connect, a lookup). The block ends when an event comes, at the next socket's read
-//!   deadline or the deadline of the next short [`sleep`] (a Kafka linger), when
-//!   another thread rings the shard's [`Alarm`] (the Kafka client's answers), or at
-//!   the next visit of glommio's reactor (`REACTOR_EVERY`); the deadlines through a
-//!   timerfd in the set ([`WakeTimer`]), not a timeout of the wait. Listeners are in
-//!   the epoll set too. Only what none of these covers waits for that visit: sleeps
-//!   due `PRECISE_BELOW` or more ahead (late by 5% at most).
+//!   connect, a lookup). The block ends when an event comes, at the next [`sleep`]'s
+//!   deadline or the next socket's read deadline, when another thread rings the
+//!   shard's [`Alarm`] (the Kafka client's answers), or at the next visit of glommio's
+//!   reactor (`REACTOR_EVERY`); the deadlines through a timerfd in the set
+//!   ([`WakeTimer`]), not a timeout of the wait. Listeners are in the epoll set too.
 //! - **Through glommio's reactor**, with one io_uring poll on the epoll descriptor
 //!   itself, when the shard has been quiet for `PARK_AFTER` or waits on glommio I/O:
-//!   an idle shard sleeps for as long as it has nothing to do and wakes for its timers,
-//!   its next read deadline (a glommio timer) and other I/O. A read that starts
-//!   meanwhile with an earlier deadline wakes the driver to park again.
+//!   an idle shard sleeps for as long as it has nothing to do and wakes for its next
+//!   sleep or read deadline (one glommio timer, the driver's) and other I/O. A sleep
+//!   or a read that starts meanwhile with an earlier deadline wakes the driver to park
+//!   again.
 //!
-//! Read deadlines are the poller's, not glommio timers: the sockets' deadlines sit in
-//! one ordered set (`Poller::timeouts`, an entry per socket at most) that the driver
-//! checks each turn. A socket's entry is left in place when its deadline moves later
-//! (the next request's wait); when the entry comes up, the driver moves it to the
-//! deadline then current, or drops it if the socket no longer waits. A waiting driver
-//! wakes for them on a coarse grid (`DEADLINE_TICK`). A glommio timer per socket,
-//! moved in glommio's timer map whenever a connection had been quiet for a sixteenth
-//! of its timeout, cost 1,300-2,400 instructions per move; here a socket with a
-//! stream of requests touches the set once per timeout.
+//! Sleeps and read deadlines are the driver's, not glommio timers, so that a blocked
+//! thread is woken for them and so that starting one is cheap:
+//! - **Sleeps** ([`sleep`]: the shard's tick, a Kafka linger, `http_client`'s timeout
+//!   of each request) sit in one ordered set (`Poller::sleeps`). The driver fires the
+//!   due ones each turn and waits no later than the next, to the timerfd's precision.
+//!   A sleep dropped before it fires (a request that answered in time) leaves the set.
+//! - **Read deadlines** sit in another ordered set (`Poller::timeouts`, an entry per
+//!   socket at most) that the driver checks each turn. A socket's entry is left in
+//!   place when its deadline moves later (the next request's wait); when the entry
+//!   comes up, the driver moves it to the deadline then current, or drops it if the
+//!   socket no longer waits. A waiting driver wakes for them on a coarse grid
+//!   (`DEADLINE_TICK`). A glommio timer per socket, moved in glommio's timer map
+//!   whenever a connection had been quiet for a sixteenth of its timeout, cost
+//!   1,300-2,400 instructions per move; here a socket with a stream of requests
+//!   touches the set once per timeout.
 //!
 //! Either way a busy shard goes through glommio's reactor at least every
 //! `REACTOR_EVERY`, or every `REACTOR_EVERY_GLOMMIO` while an operation of glommio's is
@@ -56,8 +61,7 @@
 //! wraps a duplicate of the epoll descriptor in one for each wait (`readable`).
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -79,7 +83,7 @@ const EVENTS: usize = 64;
 /// several io_uring calls and stalls the requests that arrive meanwhile (tens of us):
 /// at 500 us they were a fifth of the shard's CPU at 50k req/s, and at 5 ms they still
 /// set its p99 (116 us against nginx's 81; 76 at 50 ms). What needs to be on time does
-/// not wait for them: short sleeps and read deadlines bound the driver's block.
+/// not wait for them: sleeps and read deadlines bound the driver's block.
 const REACTOR_EVERY: Duration = Duration::from_millis(50);
 /// The same while an operation of glommio's is in flight ([`GlommioWait`]): its
 /// completion is seen only in the reactor.
@@ -89,11 +93,6 @@ const HARVEST_EVERY: Duration = Duration::from_micros(50);
 /// Quiet time after which the driver waits through glommio's reactor rather than
 /// blocking: an idle shard then sleeps without waking every `REACTOR_EVERY`.
 const PARK_AFTER: Duration = Duration::from_millis(1);
-/// Sleeps due sooner than this tell the driver their deadline (see [`sleep`]); a later
-/// one can be late by `REACTOR_EVERY` (5% at most), which keeps that heap small. Read
-/// deadlines are all the driver's own (`Poller::timeouts`, late by `DEADLINE_TICK` at
-/// most).
-const PRECISE_BELOW: Duration = Duration::from_secs(1);
 /// Read deadlines are seen on a grid of this step (from the poller's creation): a
 /// waiting driver wakes at the first tick at or after the next deadline, so the
 /// deadlines that come up within one tick share one wake. Most that come up are not
@@ -152,24 +151,74 @@ impl<F: Future> Future for Counted<F> {
     }
 }
 
-/// Sleeps for `d` on this shard, like `glommio::timer::sleep`, but on time even while
-/// the driver blocks in epoll, which glommio's timers do not wake: a short sleep's
-/// deadline bounds the driver's block (a linger of 200 us must not last 500).
+/// Sleeps for `d` on this shard, like `glommio::timer::sleep`, but fired by the shard's
+/// driver (see [`Sleeps`]): on time while the driver blocks in epoll, which glommio's
+/// timers do not wake, and without a glommio timer (its map and allocation, about
+/// 1,000 instructions, once per proxied request for `http_client`'s timeout).
 pub async fn sleep(d: Duration) {
-    #[allow(clippy::disallowed_methods)]
-    let timer = glommio::timer::Timer::new(d);
-    // Taken after the timer's own deadline, so the driver's visit is not early.
-    let now = Instant::now();
-    note_deadline(now, now + d);
-    timer.await;
+    // A deadline past what `Instant` holds (a timeout of centuries) never comes.
+    let Some(at) = Instant::now().checked_add(d) else {
+        return std::future::pending().await;
+    };
+    match Poller::get() {
+        Ok(poller) => {
+            Sleep {
+                poller,
+                at,
+                state: SleepState::New,
+            }
+            .await
+        }
+        // No epoll set (out of descriptors): a glommio timer, which the reactor fires.
+        Err(_) => {
+            #[allow(clippy::disallowed_methods)]
+            glommio::timer::Timer::new(d).await;
+        }
+    }
 }
 
-/// Tells this shard's driver that a glommio timer set at `now` is due at `at`, so that
-/// the reactor runs then and fires it however busy the shard is: if it is due within
-/// `PRECISE_BELOW` (a later one may be late by `REACTOR_EVERY`, 5% at most).
-fn note_deadline(now: Instant, at: Instant) {
-    if at.saturating_duration_since(now) < PRECISE_BELOW {
-        with_current(|p| p.deadlines.borrow_mut().push(Reverse(at)));
+/// A [`sleep`] in its shard's [`Sleeps`].
+struct Sleep {
+    poller: Rc<Poller>,
+    at: Instant,
+    state: SleepState,
+}
+
+enum SleepState {
+    /// Not polled yet: not in the set.
+    New,
+    /// In the set under this id.
+    Queued(u32),
+    Done,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        match this.state {
+            SleepState::New => {
+                let id = this.poller.add_sleep(this.at, cx.waker());
+                this.state = SleepState::Queued(id);
+                Poll::Pending
+            }
+            SleepState::Queued(id) => {
+                if this.poller.poll_sleep(id, cx.waker()) {
+                    this.state = SleepState::Done;
+                    return Poll::Ready(());
+                }
+                Poll::Pending
+            }
+            SleepState::Done => Poll::Ready(()),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let SleepState::Queued(id) = self.state {
+            self.poller.cancel_sleep(self.at, id);
+        }
     }
 }
 
@@ -372,15 +421,15 @@ pub struct Poller {
     glommio_waits: Cell<usize>,
     driver: RefCell<Driver>,
     alarm: Arc<Alarm>,
-    /// Deadlines of short sleeps still to come, soonest first (see [`sleep`]).
-    deadlines: RefCell<BinaryHeap<Reverse<Instant>>>,
+    /// The shard's sleeps, fired by the driver (see [`sleep`]).
+    sleeps: RefCell<Sleeps>,
     /// Read deadlines of the sockets, soonest first, with their epoll tokens: where
     /// [`Poller::expire`] next looks at each waiting socket, one entry per socket at
     /// most (see `Slot::queued`).
     timeouts: RefCell<ReadDeadlines>,
-    /// While the driver is parked: when its glommio timer wakes it (the grid tick of
-    /// the earliest read deadline; `None`: no timer), and its waker, to wake it for an
-    /// earlier one (see `park`).
+    /// While the driver is parked: when its glommio timer wakes it (the earlier of the
+    /// next sleep and the grid tick of the earliest read deadline; `None`: no timer),
+    /// and its waker, to wake it for an earlier one (see `park`).
     parked: RefCell<Option<(Option<Instant>, Waker)>>,
     /// Ends the driver's block at its deadline.
     timer: WakeTimer,
@@ -462,6 +511,32 @@ impl ReadDeadlines {
     }
 }
 
+/// The shard's sleeps (`Poller::sleeps`): an ordered set of (deadline, id), and by
+/// id the state of each sleep still alive. The driver fires the due ones on each turn
+/// and, when it waits, wakes at the next one (to the timerfd's precision, however far
+/// ahead it is). A sleep that ends early (a request's timeout, raced against the
+/// request) takes its entry out when it is dropped.
+#[derive(Default)]
+struct Sleeps {
+    set: BTreeSet<(Instant, u32)>,
+    slots: Vec<SleepSlot>,
+    free: Vec<u32>,
+}
+
+#[derive(Default)]
+struct SleepSlot {
+    /// The sleeping task's waker, until the sleep fires.
+    waker: Option<Waker>,
+    fired: bool,
+}
+
+impl Sleeps {
+    /// The next deadline.
+    fn next(&self) -> Option<Instant> {
+        self.set.first().map(|&(at, _)| at)
+    }
+}
+
 /// One socket's entry; its epoll token is its index and generation.
 #[derive(Default)]
 struct Slot {
@@ -538,7 +613,7 @@ impl Poller {
                 glommio_waits: Cell::new(0),
                 driver: RefCell::new(Driver::Absent),
                 alarm,
-                deadlines: RefCell::new(BinaryHeap::new()),
+                sleeps: RefCell::new(Sleeps::default()),
                 timeouts: RefCell::new(ReadDeadlines::new()),
                 parked: RefCell::new(None),
                 timer,
@@ -606,21 +681,79 @@ impl Poller {
         sockets
     }
 
-    /// When the driver must next let glommio's reactor run: `REACTOR_EVERY` after the
-    /// last time, or at the next short sleep's deadline if sooner. Forgets the
-    /// deadlines that passed before `visited` (the reactor fired them then).
+    /// When the driver must next let glommio's reactor run, after a visit at `visited`.
     fn reactor_due(&self, visited: Instant) -> Instant {
-        let mut deadlines = self.deadlines.borrow_mut();
-        while deadlines.peek().is_some_and(|d| d.0 <= visited) {
-            deadlines.pop();
-        }
-        let every = visited
+        visited
             + if self.glommio_waits.get() > 0 {
                 REACTOR_EVERY_GLOMMIO
             } else {
                 REACTOR_EVERY
+            }
+    }
+
+    /// Queues a sleep until `at` for the task of `waker`; its id. A parked driver that
+    /// would wake later is woken, to park again until then.
+    fn add_sleep(self: &Rc<Self>, at: Instant, waker: &Waker) -> u32 {
+        let mut sleeps = self.sleeps.borrow_mut();
+        let id = match sleeps.free.pop() {
+            Some(id) => id,
+            None => {
+                sleeps.slots.push(SleepSlot::default());
+                (sleeps.slots.len() - 1) as u32
+            }
+        };
+        sleeps.slots[id as usize] = SleepSlot {
+            waker: Some(waker.clone()),
+            fired: false,
+        };
+        sleeps.set.insert((at, id));
+        drop(sleeps);
+        self.wake_parked_before(at);
+        self.need_driver();
+        id
+    }
+
+    /// Whether sleep `id` has fired (its slot is then free); if not, keeps `waker`.
+    fn poll_sleep(&self, id: u32, waker: &Waker) -> bool {
+        let mut sleeps = self.sleeps.borrow_mut();
+        let slot = &mut sleeps.slots[id as usize];
+        if slot.fired {
+            sleeps.free.push(id);
+            return true;
+        }
+        match &mut slot.waker {
+            Some(w) => w.clone_from(waker),
+            None => slot.waker = Some(waker.clone()),
+        }
+        false
+    }
+
+    /// A sleep dropped before it fired leaves the set.
+    fn cancel_sleep(&self, at: Instant, id: u32) {
+        let mut sleeps = self.sleeps.borrow_mut();
+        let slot = std::mem::take(&mut sleeps.slots[id as usize]);
+        if !slot.fired {
+            sleeps.set.remove(&(at, id));
+        }
+        sleeps.free.push(id);
+    }
+
+    /// Fires the sleeps due by `now`; whether any did.
+    fn fire_sleeps(&self, now: Instant) -> bool {
+        let mut sleeps = self.sleeps.borrow_mut();
+        let mut fired = false;
+        while sleeps.next().is_some_and(|at| at <= now) {
+            let Some((_, id)) = sleeps.set.pop_first() else {
+                break;
             };
-        deadlines.peek().map_or(every, |d| d.0.min(every))
+            let slot = &mut sleeps.slots[id as usize];
+            slot.fired = true;
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+            fired = true;
+        }
+        fired
     }
 
     /// Takes `slot`'s waker, if its socket waits, and counts it out of `waiting`.
@@ -669,11 +802,29 @@ impl Poller {
         woke
     }
 
-    /// When a waiting driver must wake for the read deadlines: the first tick of the
-    /// `DEADLINE_TICK` grid at or after the earliest (perhaps one that has moved on
-    /// since: the driver then only moves its entry).
-    fn timeout_wake(&self) -> Option<Instant> {
-        self.timeouts.borrow().wake()
+    /// When a waiting driver must wake: at the next sleep, or for the read deadlines
+    /// at the first tick of the `DEADLINE_TICK` grid at or after the earliest (perhaps
+    /// one that has moved on since: the driver then only moves its entry).
+    fn next_wake(&self) -> Option<Instant> {
+        let timeouts = self.timeouts.borrow().wake();
+        match (self.sleeps.borrow().next(), timeouts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Wakes a parked driver that would wake after `at` (or not at all), to park again
+    /// until then.
+    fn wake_parked_before(&self, at: Instant) {
+        let mut parked = self.parked.borrow_mut();
+        if parked
+            .as_ref()
+            .is_some_and(|(wake, _)| wake.is_none_or(|w| at < w))
+        {
+            if let Some((_, w)) = parked.take() {
+                w.wake();
+            }
+        }
     }
 
     /// Sets the read deadline of the socket in `slot` (epoll token `token`) to `due`,
@@ -685,14 +836,9 @@ impl Poller {
             timeouts.remove(q, token);
         }
         timeouts.insert(due, token);
-        let mut parked = self.parked.borrow_mut();
-        let later =
-            |(wake, _): &(Option<Instant>, Waker)| wake.is_none_or(|w| timeouts.on_grid(due) < w);
-        if parked.as_ref().is_some_and(later) {
-            if let Some((_, w)) = parked.take() {
-                w.wake();
-            }
-        }
+        let tick = timeouts.on_grid(due);
+        drop(timeouts);
+        self.wake_parked_before(tick);
     }
 
     /// Makes sure a driver will collect events for a socket that starts waiting.
@@ -709,16 +855,15 @@ impl Poller {
         }
     }
 
-    /// Sleeps through glommio's reactor until the epoll set has events or the next read
-    /// deadline comes (glommio's timers and other I/O wake the shard meanwhile).
-    /// Tasks still run while it is parked (glommio's timers and I/O wake them): a read
-    /// that starts then with an earlier deadline ends the park (`queue_timeout`).
+    /// Sleeps through glommio's reactor until the epoll set has events, the next sleep
+    /// or read deadline comes (`next_wake`), or glommio's I/O wakes the shard. Tasks
+    /// still run while it is parked (glommio's I/O wakes them): a sleep or a read that
+    /// starts then with an earlier deadline ends the park (`wake_parked_before`).
     async fn park(&self) -> io::Result<()> {
-        let wake = self.timeout_wake();
+        let wake = self.next_wake();
         let deadline = async {
             if let Some(at) = wake {
-                // The driver's own: no `sleep`, whose deadline would end blocks that
-                // the reactor now covers.
+                // The driver's own: a `sleep` is fired by the driver, which waits here.
                 #[allow(clippy::disallowed_methods)]
                 let timer =
                     glommio::timer::Timer::new(at.saturating_duration_since(Instant::now()));
@@ -803,28 +948,30 @@ async fn drive(poller: Rc<Poller>) {
                 last_event = now;
             }
         }
-        // Sockets whose read deadline passed are woken to fail their read: they run
-        // before the shard waits.
-        let expired = poller.expire(now);
+        // Sockets whose read deadline passed are woken to fail their read, and due
+        // sleeps end: their tasks run before the shard waits.
+        let expired = poller.expire(now) | poller.fire_sleeps(now);
         // Nothing to run and not spinning: the shard may wait.
         let quiet = idle && !spinning && !expired;
         let due = poller.reactor_due(last_reactor);
         if poller.alarm.take() || now >= due {
             visit_reactor().await;
-        } else if quiet && !waiting {
+        } else if quiet && !waiting && poller.sleeps.borrow().set.is_empty() {
             dormant(&poller).await;
         } else if quiet && (now - last_event >= PARK_AFTER || poller.glommio_waits.get() > 0) {
             // glommio's reactor keeps the time now; the block's deadline would only
             // wake the shard for nothing.
             poller.timer.disarm();
             if poller.park().await.is_err() {
-                // Out of descriptors for the wait: let the reactor run (a timer needs
-                // none) instead of retrying at once.
-                sleep(Duration::from_millis(1)).await;
+                // Out of descriptors for the wait: let the reactor run (a glommio
+                // timer needs none; a `sleep` would wait for this driver) instead of
+                // retrying at once.
+                #[allow(clippy::disallowed_methods)]
+                glommio::timer::Timer::new(Duration::from_millis(1)).await;
             }
         } else {
             if quiet && poller.alarm.block() {
-                let until = poller.timeout_wake().map_or(due, |t| t.min(due));
+                let until = poller.next_wake().map_or(due, |t| t.min(due));
                 let sockets = poller.harvest(&mut events, Some(until));
                 // The wait collected everything up to its end, not its start: dated
                 // before it, a long wait made the next turn take events again at once
@@ -841,8 +988,7 @@ async fn drive(poller: Rc<Poller>) {
             continue;
         }
         polls = None;
-        // The reactor ran during the wait, so every sleep due before it began has
-        // fired; one due since may not have (`reactor_due` keeps it).
+        // The reactor ran during the wait.
         last_reactor = now;
     }
 }
@@ -1110,38 +1256,74 @@ mod tests {
     }
 
     #[test]
-    fn short_sleeps_bound_the_block_and_passed_ones_are_forgotten() {
+    fn sleeps_end_on_time_and_leave_nothing_behind() {
         glommio::LocalExecutorBuilder::default()
             .io_memory(256 * 1024)
             .spawn(|| async {
+                use futures_lite::future::{or, poll_once};
                 let poller = Poller::get().unwrap();
+                let ms = Duration::from_millis;
+                let entries = || poller.sleeps.borrow().set.len();
+                // The reactor's period, shorter while glommio has an operation in flight.
                 let t0 = Instant::now();
-                let d = |us| Duration::from_micros(us);
-                // No sleeps: the reactor's own period.
                 assert_eq!(poller.reactor_due(t0), t0 + REACTOR_EVERY);
-                for due in [t0 + d(50), t0 + d(200), t0 + REACTOR_EVERY * 10] {
-                    poller.deadlines.borrow_mut().push(Reverse(due));
-                }
-                assert_eq!(poller.reactor_due(t0), t0 + d(50));
-                // A visit at 100 us fired the first: the next bounds the block.
-                assert_eq!(poller.reactor_due(t0 + d(100)), t0 + d(200));
-                // Past it, the reactor's period is sooner than the last one.
-                let at = t0 + d(300);
-                assert_eq!(poller.reactor_due(at), at + REACTOR_EVERY);
-                assert_eq!(poller.deadlines.borrow().len(), 1);
-                // A long sleep does not register (it may be late by the period).
-                let long = spawn(sleep(PRECISE_BELOW));
-                let short = spawn(sleep(d(100)));
-                yield_now().await;
-                assert_eq!(poller.deadlines.borrow().len(), 2);
-                short.await;
-                long.await;
-                // While an operation of glommio's is in flight, the reactor comes sooner.
-                let t1 = Instant::now();
                 let wait = glommio_wait();
-                assert_eq!(poller.reactor_due(t1), t1 + REACTOR_EVERY_GLOMMIO);
+                assert_eq!(poller.reactor_due(t0), t0 + REACTOR_EVERY_GLOMMIO);
                 drop(wait);
-                assert_eq!(poller.reactor_due(t1), t1 + REACTOR_EVERY);
+
+                // A far sleep (a request's timeout) and a near one: both queued, and the
+                // driver wakes for the near one.
+                let mut far = Box::pin(sleep(Duration::from_secs(3600)));
+                assert!(poll_once(&mut far).await.is_none());
+                let start = Instant::now();
+                let mut near = Box::pin(sleep(ms(5)));
+                assert!(poll_once(&mut near).await.is_none());
+                assert_eq!(entries(), 2);
+                let next = poller.next_wake().unwrap();
+                assert!(next >= start + ms(5) && next < start + ms(1000), "{next:?}");
+                near.await;
+                assert!(start.elapsed() >= ms(5));
+                assert_eq!(entries(), 1);
+                // Dropped before it fires (its request answered): its entry leaves.
+                drop(far);
+                assert_eq!(entries(), 0);
+                assert_eq!(poller.next_wake(), None);
+
+                // The driver parked (quiet, a far sleep pending) while this task waits
+                // on glommio: a sleep started then ends on time, not at the parked
+                // driver's wake-up an hour later.
+                let mut far = Box::pin(sleep(Duration::from_secs(3600)));
+                assert!(poll_once(&mut far).await.is_none());
+                #[allow(clippy::disallowed_methods)]
+                glommio::timer::Timer::new(ms(20)).await;
+                assert!(
+                    poller.parked.borrow().is_some(),
+                    "the driver should be parked"
+                );
+                let start = Instant::now();
+                #[allow(clippy::disallowed_methods)]
+                let bound = async {
+                    glommio::timer::Timer::new(Duration::from_secs(10)).await;
+                    false
+                };
+                let on_time = or(
+                    async {
+                        sleep(ms(10)).await;
+                        true
+                    },
+                    bound,
+                )
+                .await;
+                assert!(on_time, "the parked driver was not woken for the new sleep");
+                assert!(start.elapsed() >= ms(10));
+                drop(far);
+                assert_eq!(entries(), 0);
+
+                // A deadline past what `Instant` holds never comes, and queues nothing.
+                assert!(poll_once(sleep(Duration::MAX)).await.is_none());
+                assert_eq!(entries(), 0);
+                // Slots are reused: two sleeps at most were alive at once.
+                assert_eq!(poller.sleeps.borrow().slots.len(), 2);
             })
             .unwrap()
             .join()
@@ -1180,12 +1362,12 @@ mod tests {
                 assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
                 assert_eq!(entries(), 1);
                 // The driver wakes for it at the next tick of the grid.
-                let wake = poller.timeout_wake().unwrap();
+                let wake = poller.timeouts.borrow().wake().unwrap();
                 assert!(wake >= t1 && wake < t1 + DEADLINE_TICK, "{wake:?} {t1:?}");
                 // Past the first deadline, but not the current one: moved on, no wake.
                 assert!(!poller.expire(t1));
                 assert_eq!(entries(), 1);
-                assert!(poller.timeout_wake().unwrap() >= t2);
+                assert!(poller.timeouts.borrow().wake().unwrap() >= t2);
                 assert!(reg.poll_ready(&waker, Some(t2)).is_pending());
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
                 // Past the current one: woken, and the wait reports it once.
@@ -1203,7 +1385,7 @@ mod tests {
                     .is_pending());
                 assert!(reg.poll_ready(&waker, Some(t1)).is_pending());
                 assert_eq!(entries(), 1);
-                assert!(poller.timeout_wake().unwrap() < t2);
+                assert!(poller.timeouts.borrow().wake().unwrap() < t2);
                 // An event ends the wait before its deadline: the entry is dropped when
                 // it comes up, without a wake.
                 client.write_all(b"x").unwrap();
