@@ -52,6 +52,55 @@ pub fn parse_url(url: &str) -> Result<Url<'_>, String> {
     })
 }
 
+/// A URL parsed once (`http_client`'s `url` when it has no interpolation): its source
+/// and the parts as ranges of it, so that an output can keep both without borrowing
+/// from itself. Parsing per request cost about 800 instructions, 4% of a proxied one.
+#[derive(Debug, Clone)]
+pub struct ParsedUrl {
+    src: String,
+    tls: bool,
+    port: u16,
+    host: std::ops::Range<usize>,
+    authority: std::ops::Range<usize>,
+    /// `None`: the URL has no path (`/`).
+    target: Option<std::ops::Range<usize>>,
+}
+
+impl ParsedUrl {
+    pub fn new(src: &str) -> Result<Self, String> {
+        let u = parse_url(src)?;
+        // Every part is a slice of `src`, but for the `/` of a URL without a path.
+        let range = |part: &str| {
+            let start = (part.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+            (start <= src.len() && start + part.len() <= src.len())
+                .then_some(start..start + part.len())
+        };
+        let whole = |part: &str| range(part).ok_or_else(|| format!("bad URL {src:?}"));
+        Ok(ParsedUrl {
+            tls: u.tls,
+            port: u.port,
+            host: whole(u.host)?,
+            authority: whole(u.authority)?,
+            target: range(u.target),
+            src: src.to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.src
+    }
+
+    pub fn url(&self) -> Url<'_> {
+        Url {
+            tls: self.tls,
+            host: &self.src[self.host.clone()],
+            port: self.port,
+            authority: &self.src[self.authority.clone()],
+            target: self.target.clone().map_or("/", |r| &self.src[r]),
+        }
+    }
+}
+
 /// Appends a request head and body.
 pub fn write_request<'h>(
     out: &mut Vec<u8>,
@@ -305,6 +354,20 @@ mod tests {
         assert_eq!((u.host, u.port), ("::1", 81));
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("http://user@x/").is_err());
+        // Parsed once, the same parts.
+        for src in [
+            "http://127.0.0.1:8080/a/b?x=1#frag",
+            "https://api.example.com",
+            "http://[::1]:81/x",
+            "http://h/",
+        ] {
+            let parsed = ParsedUrl::new(src).unwrap();
+            assert_eq!(
+                (parsed.as_str(), parsed.url()),
+                (src, parse_url(src).unwrap())
+            );
+        }
+        assert!(ParsedUrl::new("ftp://x").is_err());
     }
 
     #[test]

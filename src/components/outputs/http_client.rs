@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::components::{Build, BuildError, Context, InterpolatedString, MetadataFilter};
 use crate::config::Duration;
-use crate::http::client::{self, BodyReader, ResponseHead, Url};
+use crate::http::client::{self, BodyReader, ParsedUrl, ResponseHead, Url};
 use crate::http::Limits;
 use crate::message::{Batch, Message, Value};
 use crate::runtime::poller;
@@ -154,6 +154,9 @@ pub struct HttpClient {
     in_flight: Rc<Semaphore>,
     dns: RefCell<HashMap<String, (Vec<SocketAddr>, Instant)>>,
     basic_auth: Option<String>,
+    /// `url`, parsed at start-up, when it has no interpolation (boxed: most of the
+    /// output's fields are not touched per request).
+    static_url: Option<Box<ParsedUrl>>,
     /// Built on first use of an `https://` URL (loading the system roots costs time).
     tls: std::cell::OnceCell<futures_rustls::TlsConnector>,
 }
@@ -166,9 +169,13 @@ struct Exchange<'c> {
 
 impl HttpClient {
     pub fn build(conf: &Config, b: &Build<'_>) -> Result<Self, BuildError> {
-        if let Some(url) = conf.url.0.as_static() {
-            client::parse_url(url).map_err(|e| format!("{}: {e}", b.path))?;
-        }
+        let static_url = conf
+            .url
+            .0
+            .as_static()
+            .map(|url| ParsedUrl::new(url).map(Box::new))
+            .transpose()
+            .map_err(|e| format!("{}: {e}", b.path))?;
         // A bad CA file is a start-up error, not a per-request one.
         let tls = match &conf.tls.root_cas_file {
             f if f.is_empty() => None,
@@ -191,6 +198,7 @@ impl HttpClient {
             in_flight: Rc::new(Semaphore::new(conf.max_in_flight.max(1) as u64)),
             dns: RefCell::new(HashMap::new()),
             basic_auth,
+            static_url,
             tls: tls.map_or_else(std::cell::OnceCell::new, std::cell::OnceCell::from),
         })
     }
@@ -342,8 +350,11 @@ impl HttpClient {
             let mut location = Cow::Borrowed(url);
             let mut verb = Cow::Borrowed(verb);
             let mut body = body;
-            for _ in 0..=MAX_REDIRECTS {
-                let u = client::parse_url(&location)?;
+            for hop in 0..=MAX_REDIRECTS {
+                let u = match &self.static_url {
+                    Some(parsed) if hop == 0 => parsed.url(),
+                    _ => client::parse_url(&location)?,
+                };
                 let x = self.round_trip(cx, &u, &verb, headers, body).await?;
                 let redirect = self.conf.follow_redirects
                     && matches!(x.head.status, 301 | 302 | 303 | 307 | 308);
