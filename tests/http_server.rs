@@ -383,3 +383,18 @@ fn bad_verbs_config_and_unsupported_fields_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_client_address_is_in_the_metadata() {
+    let s = Sluice::start(
+        "http:\n  address: 127.0.0.1:0\n\
+         input:\n  http_server:\n    path: /ip\n\
+         pipeline:\n  processors:\n    - mapping: 'root = @http_server_remote_ip'\n\
+         output:\n  sync_response: {}\n",
+    );
+    let agent = ureq::AgentBuilder::new().build();
+    for _ in 0..2 {
+        let resp = agent.post(&s.url("/ip")).send_string("x").unwrap();
+        assert_eq!(resp.into_string().unwrap(), "127.0.0.1");
+    }
+}

@@ -259,6 +259,9 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
     socket.listen(LISTEN_BACKLOG)?;
     // Accepted with non-blocking `accept4` calls, in the shard's poller.
     socket.set_nonblocking(true)?;
+    // Requests and answers are small and must leave at once. Accepted sockets inherit
+    // it (`Socket::accepted`), which saves a `setsockopt` per connection.
+    socket.set_nodelay(true)?;
     Ok(socket.into())
 }
 
@@ -385,4 +388,18 @@ fn resolve_and_probe(address: &str, field: &str) -> Result<(SocketAddr, socket2:
         .and_then(|a| a.as_socket())
         .ok_or_else(|| format!("{field}: cannot read the address bound for {addr}"))?;
     Ok((bound, probe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_no_delay_from_the_listener() {
+        let listener = bind_reuseport("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 }

@@ -41,32 +41,38 @@ pub struct Service {
     pub pipeline: Rc<Pipeline>,
 }
 
-/// The listener's next connection: `accept4` while it has some, then a wait for its
-/// next event in the shard's poller, like a socket's read (an io_uring accept would
-/// complete unseen while the poller's driver blocks in epoll).
-async fn accept(listener: &TcpListener, reg: &Registration) -> io::Result<TcpStream> {
+/// The listener's next connection and its peer's address: `accept4` while it has
+/// some, then a wait for its next event in the shard's poller, like a socket's read (an
+/// io_uring accept would complete unseen while the poller's driver blocks in epoll).
+/// The address comes with the accept, not from a `getpeername` per connection.
+async fn accept(
+    listener: &TcpListener,
+    reg: &Registration,
+) -> io::Result<(TcpStream, Option<SocketAddr>)> {
     loop {
         if reg.ready() {
-            // SAFETY: plain syscall on the listener's open descriptor; null address
-            // pointers are allowed.
-            let fd = unsafe {
-                libc::accept4(
-                    listener.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
+            // SAFETY: `accept4` writes at most `len` bytes of the address storage and
+            // sets `len`, as `try_init` requires; the listener's descriptor is open.
+            let accepted = unsafe {
+                socket2::SockAddr::try_init(|addr, len| {
+                    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+                    match libc::accept4(listener.as_raw_fd(), addr.cast(), len, flags) {
+                        fd if fd >= 0 => Ok(fd),
+                        _ => Err(io::Error::last_os_error()),
+                    }
+                })
             };
-            if fd >= 0 {
+            match accepted {
                 // SAFETY: `fd` is a new connected socket owned by nothing else.
-                return Ok(unsafe { TcpStream::from_raw_fd(fd) });
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => reg.drained(),
-                // The peer gave up before we took it, or a signal: take the next one.
-                Some(libc::ECONNABORTED | libc::EINTR) => continue,
-                _ => return Err(e),
+                Ok((fd, peer)) => {
+                    return Ok((unsafe { TcpStream::from_raw_fd(fd) }, peer.as_socket()))
+                }
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EAGAIN) => reg.drained(),
+                    // The peer gave up before we took it, or a signal: take the next one.
+                    Some(libc::ECONNABORTED | libc::EINTR) => continue,
+                    _ => return Err(e),
+                },
             }
         }
         std::future::poll_fn(|cx| reg.poll_ready(cx.waker(), None)).await?;
@@ -99,9 +105,8 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             None => break,
             // The task is the connection's own future and nothing else: its size is
             // what every idle connection costs.
-            Some(Ok(stream)) => match Socket::new(stream) {
+            Some(Ok((stream, peer))) => match Socket::accepted(stream) {
                 Ok(stream) => {
-                    let peer = stream.peer_addr();
                     let conn = Connection::new(shard.clone(), routes.clone(), stream, peer);
                     poller::spawn(conn.run()).detach();
                 }

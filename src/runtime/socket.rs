@@ -14,7 +14,6 @@
 //! most of the time, nothing in that set: see `Registration::poll_ready`.
 
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -42,6 +41,12 @@ impl Socket {
     /// must leave at once) and adds it to the shard's poller.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
         let _ = stream.set_nodelay(true);
+        Self::accepted(stream)
+    }
+
+    /// [`Socket::new`] for a stream accepted from a listener with Nagle off, whose
+    /// setting an accepted socket inherits (Linux): no `setsockopt` per connection.
+    pub fn accepted(stream: TcpStream) -> io::Result<Self> {
         let reg = Registration::new(stream.as_raw_fd())?;
         Ok(Socket {
             reg,
@@ -59,10 +64,6 @@ impl Socket {
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
         self.due = None;
-    }
-
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.stream.peer_addr().ok()
     }
 
     pub async fn shutdown_write(&self) {
