@@ -332,8 +332,9 @@ pub fn alarm() -> Option<Arc<Alarm>> {
 /// that finds nothing ready. On the benchmark VM (Firecracker) that cost 2-3 us of the
 /// shard's CPU per request at 50k req/s, the whole gap to nginx (13.6-14.1 us per
 /// request against 10.5-11.6 with this timer; nginx 10.8-11.7). The block's deadline
-/// (the next reactor visit or short sleep) changes far more rarely than the driver
-/// blocks, so the timer is set only when it changes, and the wait has no timeout.
+/// (the next reactor visit, sleep or read-deadline tick) changes far more rarely than
+/// the driver blocks, so the timer is set only when it changes, and the wait has no
+/// timeout.
 ///
 /// Two kernel rules make this sound: setting a timerfd resets its expiration count (an
 /// event of an earlier setting still in the ready list is dropped, as no longer
@@ -433,6 +434,11 @@ pub struct Poller {
     parked: RefCell<Option<(Option<Instant>, Waker)>>,
     /// Ends the driver's block at its deadline.
     timer: WakeTimer,
+    /// The duplicate of `epfd` that `readable` waits on, kept while its poll is armed:
+    /// a park that ends at its timer (an idle shard's tick) leaves it for the next
+    /// park, which would otherwise pay a `dup`, a poll, its cancellation and a
+    /// `close`. While the shard runs, the kept poll completes at most once.
+    park_stream: Cell<Option<glommio::net::TcpStream>>,
     /// The glommio executor this poller's driver runs on.
     executor: usize,
 }
@@ -569,7 +575,8 @@ enum Driver {
     Absent,
     /// Running or queued to run: it will collect events soon.
     Active,
-    /// No socket waits; woken by the next one that does.
+    /// No socket waits and no sleep is queued; woken by the next socket that waits
+    /// or sleep that starts.
     Dormant(Waker),
 }
 
@@ -617,6 +624,7 @@ impl Poller {
                 timeouts: RefCell::new(ReadDeadlines::new()),
                 parked: RefCell::new(None),
                 timer,
+                park_stream: Cell::new(None),
                 executor,
             });
             *p = Some(poller.clone());
@@ -659,8 +667,9 @@ impl Poller {
                 continue;
             }
             if token == WAKE_TIMER {
-                // The deadline passed: the driver visits the reactor on this turn or,
-                // if the turn read the clock just before it, on the next.
+                // The deadline passed: the driver fires what is due (a sleep, a read
+                // deadline, a reactor visit) on this turn or, if the turn read the
+                // clock just before it, on the next.
                 self.timer.fired();
                 continue;
             }
@@ -841,7 +850,7 @@ impl Poller {
         self.wake_parked_before(tick);
     }
 
-    /// Makes sure a driver will collect events for a socket that starts waiting.
+    /// Makes sure a driver runs for a socket that starts waiting or a sleep that starts.
     fn need_driver(self: &Rc<Self>) {
         let was = std::mem::replace(&mut *self.driver.borrow_mut(), Driver::Active);
         match was {
@@ -893,16 +902,37 @@ impl Poller {
     /// module docs). An error to create the wait is returned at once; the driver then
     /// retries on its next turn.
     async fn readable(&self) -> io::Result<()> {
-        // SAFETY: duplicates a descriptor this poller owns; the result is checked.
-        let fd = unsafe { libc::fcntl(self.epfd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+        let stream = match self.park_stream.take() {
+            Some(stream) => stream,
+            None => {
+                // SAFETY: duplicates a descriptor this poller owns; the result is checked.
+                let fd = unsafe { libc::fcntl(self.epfd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: `fd` is a new descriptor owned by nothing else; the stream
+                // closes it.
+                unsafe { glommio::net::TcpStream::from_raw_fd(fd) }
+            }
+        };
+        // A park that ends first (its timer, an earlier deadline) keeps the stream, whose
+        // poll is still armed, for the next park (see `park_stream`).
+        struct Keep<'p>(&'p Poller, Option<glommio::net::TcpStream>);
+        impl Drop for Keep<'_> {
+            fn drop(&mut self) {
+                if let Some(stream) = self.1.take() {
+                    self.0.park_stream.set(Some(stream));
+                }
+            }
         }
-        // SAFETY: `fd` is a new descriptor owned by nothing else; the stream closes it.
-        let mut stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
-        // The poll armed at creation completes when the set is readable; the `recv`
-        // that follows fails (`ENOTSOCK`), which is the signal.
-        let _ = stream.read(&mut [0u8; 1]).await;
+        let mut keep = Keep(self, Some(stream));
+        if let Some(stream) = keep.1.as_mut() {
+            // The poll armed at creation completes when the set is readable; the `recv`
+            // that follows fails (`ENOTSOCK`), which is the signal.
+            let _ = stream.read(&mut [0u8; 1]).await;
+        }
+        // Its poll is used up: the next park makes a new one.
+        keep.1 = None;
         Ok(())
     }
 }
@@ -988,7 +1018,8 @@ async fn drive(poller: Rc<Poller>) {
             continue;
         }
         polls = None;
-        // The reactor ran during the wait.
+        // The reactor ran during the wait: on a parked or dormant shard only the reactor
+        // wakes tasks, and so the driver.
         last_reactor = now;
     }
 }
@@ -1021,7 +1052,7 @@ async fn visit_reactor() {
     .await
 }
 
-/// Sleeps until a socket starts waiting (`need_driver`).
+/// Sleeps until a socket starts waiting or a sleep starts (`need_driver`).
 async fn dormant(poller: &Poller) {
     let mut parked = false;
     std::future::poll_fn(|cx| {
