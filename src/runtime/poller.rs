@@ -9,9 +9,10 @@
 //! and three `recv` calls that found nothing.
 //!
 //! Here each socket is added once, at creation, to an epoll set of its shard, with
-//! `EPOLLET`. The kernel then queues readiness silently, however busy the shard is, and
-//! one driver task collects it with `epoll_wait(.., 0)` and wakes the sockets' tasks:
-//! the way an nginx worker runs.
+//! `EPOLLET`, for reading (and, once a `send` has found no room, for room to write).
+//! The kernel then queues readiness silently, however busy the shard is, and one
+//! driver task collects it with `epoll_wait(.., 0)` and wakes the sockets' tasks: the
+//! way an nginx worker runs. glommio does no I/O on the sockets.
 //!
 //! When a turn finds nothing, the driver waits in one of two ways:
 //!
@@ -22,8 +23,8 @@
 //!   requests, cut its CPU per request by a quarter or more. The driver blocks only
 //!   when nothing else can run: after a pass of the run queue in which no other task
 //!   was polled (tasks are spawned with [`spawn`], which counts their polls), and with
-//!   no glommio operation in flight ([`GlommioWait`]: a write waiting for room, a
-//!   connect, a lookup). The block ends when an event comes, at the next [`sleep`]'s
+//!   no glommio operation in flight ([`GlommioWait`]: a lookup on glommio's blocking
+//!   threads). The block ends when an event comes, at the next [`sleep`]'s
 //!   deadline or the next socket's read deadline, when another thread rings the
 //!   shard's [`Alarm`] (the Kafka client's answers), or at the next visit of glommio's
 //!   reactor (`REACTOR_EVERY`); the deadlines through a timerfd in the set
@@ -228,8 +229,8 @@ fn with_current<R>(f: impl FnOnce(&Rc<Poller>) -> R) -> Option<R> {
     POLLER.with(|p| p.borrow().as_ref().map(f))
 }
 
-/// Held while an operation of glommio's is in flight on this shard (a write waiting
-/// for room, a connect, a lookup on glommio's blocking threads): its completion comes
+/// Held while an operation of glommio's is in flight on this shard (a lookup on
+/// glommio's blocking threads): its completion comes
 /// through glommio's reactor, which a thread blocked in epoll does not see, so the
 /// driver sleeps through glommio meanwhile.
 pub struct GlommioWait(Rc<Poller>);
@@ -567,6 +568,10 @@ struct Slot {
     /// A deadline that passed while the socket waited: `poll_ready` with that
     /// deadline reports it.
     expired: Option<Instant>,
+    /// A `send` found no room (or a connect is in progress): set until an `EPOLLOUT`
+    /// (or error) event; `write_waker` waits for it.
+    blocked: bool,
+    write_waker: Option<Waker>,
 }
 
 enum Driver {
@@ -580,11 +585,15 @@ enum Driver {
     Dormant(Waker),
 }
 
-/// A socket's place in its shard's poller; leaving it (drop) removes the socket.
+/// A socket's place in its shard's poller. Its owner closes the descriptor right
+/// after dropping it: the close takes the socket out of the epoll set.
 pub struct Registration {
     poller: Rc<Poller>,
     fd: i32,
     index: u32,
+    /// Whether the epoll set also watches for room to write: from the first `send`
+    /// that found none on (see [`Registration::blocked`]).
+    watches_room: Cell<bool>,
 }
 
 impl Poller {
@@ -605,10 +614,10 @@ impl Poller {
             // SAFETY: `fd` was just created and is owned by nothing else.
             let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
             let alarm = Arc::new(Alarm::new()?);
-            add(&epfd, alarm.fd.as_raw_fd(), ALARM)?;
+            add(&epfd, alarm.fd.as_raw_fd(), ALARM, libc::EPOLLIN)?;
             let mut timer = WakeTimer::new();
             if let Some(fd) = &timer.fd {
-                if add(&epfd, fd.as_raw_fd(), WAKE_TIMER).is_err() {
+                if add(&epfd, fd.as_raw_fd(), WAKE_TIMER, libc::EPOLLIN).is_err() {
                     timer.fd = None;
                 }
             }
@@ -681,10 +690,21 @@ impl Poller {
             if slot.generation != (token >> 32) as u32 {
                 continue;
             }
-            slot.ready = true;
-            slot.hangup |= ev.events & HANGUP != 0;
-            if let Some(w) = self.take_waker(slot) {
-                w.wake();
+            // Anything but room to write: bytes, the end of the stream, an error.
+            if ev.events & !(libc::EPOLLOUT as u32) != 0 {
+                slot.ready = true;
+                slot.hangup |= ev.events & HANGUP != 0;
+                if let Some(w) = self.take_waker(slot) {
+                    w.wake();
+                }
+            }
+            // Room again (or an error, which the next `send` reports). Only a `send`
+            // that found none makes the kernel send this edge.
+            if slot.blocked && ev.events & (libc::EPOLLOUT as u32 | HANGUP) != 0 {
+                slot.blocked = false;
+                if let Some(w) = self.take_write_waker(slot) {
+                    w.wake();
+                }
             }
         }
         sockets
@@ -767,11 +787,30 @@ impl Poller {
 
     /// Takes `slot`'s waker, if its socket waits, and counts it out of `waiting`.
     fn take_waker(&self, slot: &mut Slot) -> Option<Waker> {
-        let w = slot.waker.take();
+        self.uncount(slot.waker.take())
+    }
+
+    /// The same for a write's wait.
+    fn take_write_waker(&self, slot: &mut Slot) -> Option<Waker> {
+        self.uncount(slot.write_waker.take())
+    }
+
+    fn uncount(&self, w: Option<Waker>) -> Option<Waker> {
         if w.is_some() {
             self.waiting.set(self.waiting.get() - 1);
         }
         w
+    }
+
+    /// Keeps `waker` in `w`, counting a new wait in `waiting`.
+    fn keep_waker(&self, w: &mut Option<Waker>, waker: &Waker) {
+        match w {
+            Some(w) => w.clone_from(waker),
+            None => {
+                *w = Some(waker.clone());
+                self.waiting.set(self.waiting.get() + 1);
+            }
+        }
     }
 
     /// Ends the waits of the sockets whose deadline is `now` or earlier (wakes them to
@@ -937,10 +976,11 @@ impl Poller {
     }
 }
 
-/// Adds `fd` to the epoll set `epfd`, edge-triggered, under `token`.
-fn add(epfd: &OwnedFd, fd: i32, token: u64) -> io::Result<()> {
+/// Adds `fd` to the epoll set `epfd`, edge-triggered, under `token`, for `events` (and
+/// for the end of the stream).
+fn add(epfd: &OwnedFd, fd: i32, token: u64, events: i32) -> io::Result<()> {
     let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        events: (events | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
         u64: token,
     };
     // SAFETY: `fd` is an open descriptor of the caller; `ev` is a valid event.
@@ -1087,6 +1127,7 @@ impl Registration {
         // once interleaved them with the tasks, +77 MiB).
         slot.ready = false;
         slot.hangup = false;
+        slot.blocked = false;
         // Its last socket's entry in `timeouts` left with it (`cancel_wait`).
         slot.expired = None;
         let generation = slot.generation;
@@ -1095,16 +1136,59 @@ impl Registration {
             &poller.epfd,
             fd,
             u64::from(generation) << 32 | u64::from(index),
+            libc::EPOLLIN,
         ) {
             poller.free.borrow_mut().push(index);
             return Err(e);
         }
-        Ok(Registration { poller, fd, index })
+        Ok(Registration {
+            poller,
+            fd,
+            index,
+            watches_room: Cell::new(false),
+        })
     }
 
     /// Whether the socket may have bytes to read (see `Slot::ready`).
     pub fn ready(&self) -> bool {
         self.poller.slots.borrow()[self.index as usize].ready
+    }
+
+    /// Records that a `send` found no room, or that a connect is in progress: writes
+    /// wait in [`Registration::poll_writable`] until the socket's next `EPOLLOUT`.
+    /// The first time, the epoll set starts watching for it: watched from the start,
+    /// every new socket's first event would be one (a wasted driver turn per
+    /// connection), while the kernel sends the edge only after a `send` found no room.
+    pub fn blocked(&self) -> io::Result<()> {
+        if !self.watches_room.get() {
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+                u64: self.token(&self.poller.slots.borrow()[self.index as usize]),
+            };
+            let epfd = self.poller.epfd.as_raw_fd();
+            // SAFETY: `fd` is open (its owner closes it after dropping this); `ev` is a
+            // valid event.
+            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, self.fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            self.watches_room.set(true);
+        }
+        self.poller.slots.borrow_mut()[self.index as usize].blocked = true;
+        Ok(())
+    }
+
+    /// `Ready` unless the socket is [`blocked`](Registration::blocked); otherwise
+    /// `Pending`, with `waker` woken when there is room again (or an error).
+    pub fn poll_writable(&self, waker: &Waker) -> Poll<()> {
+        let mut slots = self.poller.slots.borrow_mut();
+        let slot = &mut slots[self.index as usize];
+        if !slot.blocked {
+            return Poll::Ready(());
+        }
+        self.poller.keep_waker(&mut slot.write_waker, waker);
+        drop(slots);
+        self.poller.need_driver();
+        Poll::Pending
     }
 
     /// Records that a `recv` found nothing.
@@ -1137,13 +1221,7 @@ impl Registration {
             return Poll::Ready(Err(e));
         }
         slot.expired = None;
-        match &mut slot.waker {
-            Some(w) => w.clone_from(waker),
-            None => {
-                slot.waker = Some(waker.clone());
-                self.poller.waiting.set(self.poller.waiting.get() + 1);
-            }
-        }
+        self.poller.keep_waker(&mut slot.waker, waker);
         slot.due = due;
         if let Some(due) = due.filter(|&d| slot.queued.is_none_or(|q| q > d)) {
             let token = self.token(slot);
@@ -1162,6 +1240,7 @@ impl Registration {
             self.poller.timeouts.borrow_mut().remove(q, token);
         }
         self.poller.take_waker(slot);
+        self.poller.take_write_waker(slot);
     }
 
     /// The socket's epoll token: its slot's index and generation.
@@ -1173,18 +1252,9 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.cancel_wait();
-        // Removed before the socket closes: its descriptor number may be reused at
-        // once, and an io_uring poll still holding the socket would keep it in the set.
-        // SAFETY: `fd` is still open (the socket closes after this); a null event is
-        // allowed for `EPOLL_CTL_DEL`.
-        unsafe {
-            libc::epoll_ctl(
-                self.poller.epfd.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                self.fd,
-                std::ptr::null_mut(),
-            );
-        }
+        // No `EPOLL_CTL_DEL`: closing the socket, which follows, takes it out of the
+        // set (nothing else holds it open: no glommio I/O runs on these sockets), and
+        // an event that comes before that is dropped by the slot's next generation.
         self.poller.free.borrow_mut().push(self.index);
     }
 }
@@ -1233,7 +1303,7 @@ mod tests {
     fn an_alarm_rung_during_the_block_wakes_epoll() {
         let a = Arc::new(Alarm::new().unwrap());
         let ep = epoll_set();
-        add(&ep, a.fd.as_raw_fd(), ALARM).unwrap();
+        add(&ep, a.fd.as_raw_fd(), ALARM, libc::EPOLLIN).unwrap();
         assert!(a.block());
         let ringer = a.clone();
         std::thread::spawn(move || ringer.ring()).join().unwrap();
@@ -1249,7 +1319,13 @@ mod tests {
     fn the_wake_timer_ends_a_block_at_its_deadline_and_not_once_disarmed() {
         let t = WakeTimer::new();
         let ep = epoll_set();
-        add(&ep, t.fd.as_ref().unwrap().as_raw_fd(), WAKE_TIMER).unwrap();
+        add(
+            &ep,
+            t.fd.as_ref().unwrap().as_raw_fd(),
+            WAKE_TIMER,
+            libc::EPOLLIN,
+        )
+        .unwrap();
         let ms = Duration::from_millis;
         let start = Instant::now();
         assert!(t.arm(start + ms(20)));

@@ -8,7 +8,7 @@
 mod websocket;
 
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 
 use crate::components::inputs::http_server::{admission_response, Admission, Request};
 use crate::http::chunked::ChunkedDecoder;
@@ -401,7 +400,7 @@ impl Connection {
     /// Sends what is buffered and closes the sending side.
     async fn close(&mut self) {
         let _ = self.flush().await;
-        self.stream.shutdown_write().await;
+        self.stream.shutdown_write();
     }
 
     /// Closing with nothing pending: answer a request that already arrived with 503.

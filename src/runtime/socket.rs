@@ -1,12 +1,15 @@
-//! `Socket`: a glommio TCP stream that reads the way an epoll server does.
+//! `Socket`: a TCP stream of this shard, read and written the way an epoll server does.
 //!
 //! Reads are plain non-blocking `recv` calls. When one finds nothing, the socket waits
 //! for its shard's `Poller` (edge-triggered epoll, see `poller.rs`) instead of a glommio
 //! io_uring poll, which interrupted the shard's core whenever it completed while the
 //! shard was busy. A `recv` that comes back short has drained the socket, so the next
 //! read waits for the next event without trying `recv` first (as nginx does): one
-//! `recv` per request. Writes, connecting and shutdown are glommio's; a write that
-//! waits is reported to the poller, whose driver then does not block the thread.
+//! `recv` per request. Writes are plain non-blocking `send` calls; one that finds no
+//! room waits for the poller's `EPOLLOUT` edge. Connecting is non-blocking too. So
+//! glommio does no I/O on a socket: no io_uring poll armed per connection (a glommio
+//! stream arms one when it is created), no completion to reap, and a waiting write
+//! does not keep the driver out of its blocking wait.
 //!
 //! A read's timeout (`set_read_timeout`) starts when the read first has to wait. The
 //! deadline is kept by the poller, next to the socket's readiness, in one set of the
@@ -14,33 +17,31 @@
 //! most of the time, nothing in that set: see `Registration::poll_ready`.
 
 use std::io::{self, ErrorKind};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 
-use super::poller::{self, GlommioWait, Registration};
+use super::poller::Registration;
 
-/// A TCP stream of this shard; see the module docs for how it reads.
+/// A TCP stream of this shard; see the module docs for how it reads and writes.
 pub struct Socket {
-    /// Dropped first: it leaves the epoll set while the descriptor is still open.
+    /// Dropped first: the descriptor closes after it (which leaves the epoll set).
     reg: Registration,
     stream: TcpStream,
     read_timeout: Option<Duration>,
     /// The current read's deadline, from its first wait.
     due: Option<Instant>,
-    /// Held while a write waits for room (glommio's io_uring poll).
-    write_wait: Option<GlommioWait>,
 }
 
 impl Socket {
     /// Wraps a connected stream, turns Nagle off (requests and answers are small and
     /// must leave at once) and adds it to the shard's poller.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay(true)?;
         Self::accepted(stream)
     }
 
@@ -53,8 +54,31 @@ impl Socket {
             stream,
             read_timeout: None,
             due: None,
-            write_wait: None,
         })
+    }
+
+    /// Connects to `addr` without blocking the shard: the connect's end is the
+    /// socket's first room to write. Unbounded here; callers race it with their timeout.
+    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        use socket2::{Domain, Protocol, Type};
+        let socket =
+            socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_nodelay(true)?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        // Registered only now: a socket that has not started connecting reads as hung
+        // up to epoll.
+        let s = Self::accepted(socket.into())?;
+        s.reg.blocked()?;
+        std::future::poll_fn(|cx| s.reg.poll_writable(cx.waker())).await;
+        match s.stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
     }
 
     /// Bounds the wait of the next reads: a read that waits longer fails with
@@ -66,8 +90,9 @@ impl Socket {
         self.due = None;
     }
 
-    pub async fn shutdown_write(&self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+    /// Sends the end of the stream (after what was written).
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// Waits until a read may find bytes (or the end of the stream), under the read
@@ -158,23 +183,42 @@ impl AsyncWrite for Socket {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.stream).poll_write(cx, buf);
-        if r.is_pending() {
-            if this.write_wait.is_none() {
-                this.write_wait = poller::glommio_wait();
+        loop {
+            std::task::ready!(this.reg.poll_writable(cx.waker()));
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes, and the fd is the
+            // open socket `self.stream` owns. No SIGPIPE: a closed peer is an error.
+            let n = unsafe {
+                libc::send(
+                    this.stream.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Poll::Ready(Ok(n as usize));
             }
-        } else {
-            this.write_wait = None;
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                ErrorKind::Interrupted => {}
+                ErrorKind::WouldBlock => {
+                    if let Err(e) = this.reg.blocked() {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                _ => return Poll::Ready(Err(e)),
+            }
         }
-        r
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered here.
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_close(cx)
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.shutdown_write();
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -197,11 +241,11 @@ mod tests {
 
     /// A socket connected to `listener`, and its std peer.
     async fn connect(listener: &std::net::TcpListener) -> (Socket, std::net::TcpStream) {
-        let stream = TcpStream::connect(listener.local_addr().unwrap())
+        let socket = Socket::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (peer, _) = listener.accept().unwrap();
-        (Socket::new(stream).unwrap(), peer)
+        (socket, peer)
     }
 
     /// Runs `f` on a glommio executor with a socket connected to a std peer.
@@ -323,9 +367,11 @@ mod tests {
             let forever = crate::runtime::poller::spawn(async move {
                 let _ = a.read(&mut [0u8; 4]).await;
             });
-            // Longer than the driver's precise sleeps: glommio wakes this task
-            // while the driver stays parked.
-            crate::runtime::poller::sleep(Duration::from_millis(1200)).await;
+            // A glommio timer, not a `sleep` (which the driver fires): glommio wakes
+            // this task while the driver stays parked (it parks once its first block,
+            // up to one reactor period, has ended).
+            #[allow(clippy::disallowed_methods)]
+            glommio::timer::Timer::new(Duration::from_millis(200)).await;
             b.set_read_timeout(Some(Duration::from_millis(100)));
             let started = Instant::now();
             let read = read_within(&mut b, &mut [0u8; 4], 3000).await;
@@ -347,9 +393,8 @@ mod tests {
             for round in 0..2u8 {
                 let listener = listener.try_clone().unwrap();
                 glommio::LocalExecutor::default().run(async move {
-                    let stream = TcpStream::connect(addr).await.unwrap();
+                    let mut s = Socket::connect(addr).await.unwrap();
                     let (mut peer, _) = listener.accept().unwrap();
-                    let mut s = Socket::new(stream).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(2)));
                     let mut buf = [0u8; 4];
                     // Wait first (the driver parks), then get a byte.
@@ -362,6 +407,53 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn a_write_larger_than_the_buffers_waits_for_room_and_arrives_whole() {
+        with_pair(async |mut s, mut peer| {
+            // Far more than the socket buffers hold: the sends find no room until the
+            // peer, which starts reading only later, makes some.
+            let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+            let reader = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut peer, &mut got).unwrap();
+                got
+            });
+            // Its own task, so that only the socket's wake-up can finish it.
+            let write = crate::runtime::poller::spawn(async move {
+                s.write_all(&data).await.unwrap();
+                s.shutdown_write();
+                data
+            });
+            let give_up = async {
+                crate::runtime::poller::sleep(Duration::from_secs(10)).await;
+                None
+            };
+            let written = futures_lite::future::or(async { Some(write.await) }, give_up).await;
+            let data = written.expect("the write never found room again");
+            let got = reader.join().unwrap();
+            assert!(
+                got == data,
+                "{} of {} bytes, or out of order",
+                got.len(),
+                data.len()
+            );
+        });
+    }
+
+    #[test]
+    fn a_refused_connect_is_an_error() {
+        with_listener(async |listener| {
+            let addr = listener.local_addr().unwrap();
+            drop(listener);
+            let e = Socket::connect(addr)
+                .await
+                .err()
+                .expect("connected to nothing");
+            assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        });
     }
 
     #[test]

@@ -18,7 +18,6 @@ use std::time::{Duration as StdDuration, Instant};
 
 use bumpalo::collections::Vec as BVec;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use serde::Deserialize;
 
@@ -449,9 +448,8 @@ impl HttpClient {
         let addrs = self.resolve(u.host, u.port).await?;
         let mut last = String::from("no address");
         for addr in addrs {
-            match poller::through_glommio(TcpStream::connect(addr)).await {
+            match Socket::connect(addr).await {
                 Ok(s) => {
-                    let s = Socket::new(s).map_err(|e| format!("connect {addr}: {e}"))?;
                     if !u.tls {
                         return Ok(Conn::Plain(s));
                     }
