@@ -260,7 +260,7 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
     // Accepted with non-blocking `accept4` calls, in the shard's poller.
     socket.set_nonblocking(true)?;
     // Requests and answers are small and must leave at once. Accepted sockets inherit
-    // it (`Socket::accepted`), which saves a `setsockopt` per connection.
+    // it (`Socket::wrap`), which saves a `setsockopt` per connection.
     socket.set_nodelay(true)?;
     Ok(socket.into())
 }

@@ -698,8 +698,8 @@ impl Poller {
                     w.wake();
                 }
             }
-            // Room again (or an error, which the next `send` reports). Only a `send`
-            // that found none makes the kernel send this edge.
+            // Room again (or an error, which the next `send` reports). Watched only
+            // once a `send` has found no room, and acted on only while blocked.
             if slot.blocked && ev.events & (libc::EPOLLOUT as u32 | HANGUP) != 0 {
                 slot.blocked = false;
                 if let Some(w) = self.take_write_waker(slot) {
@@ -1178,7 +1178,8 @@ impl Registration {
     }
 
     /// `Ready` unless the socket is [`blocked`](Registration::blocked); otherwise
-    /// `Pending`, with `waker` woken when there is room again (or an error).
+    /// `Pending`, with `waker` woken when there is room again (or an error). One
+    /// write waiter per socket: a socket is written from one task.
     pub fn poll_writable(&self, waker: &Waker) -> Poll<()> {
         let mut slots = self.poller.slots.borrow_mut();
         let slot = &mut slots[self.index as usize];
@@ -1253,8 +1254,12 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.cancel_wait();
         // No `EPOLL_CTL_DEL`: closing the socket, which follows, takes it out of the
-        // set (nothing else holds it open: no glommio I/O runs on these sockets), and
-        // an event that comes before that is dropped by the slot's next generation.
+        // set (nothing else holds it open: no glommio I/O runs on these sockets). An
+        // event that comes before that no longer matches the slot's generation.
+        let mut slots = self.poller.slots.borrow_mut();
+        let slot = &mut slots[self.index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        drop(slots);
         self.poller.free.borrow_mut().push(self.index);
     }
 }

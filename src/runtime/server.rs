@@ -87,8 +87,8 @@ pub struct Routes {
 
 /// Accepts until the shard starts closing; each connection is its own task.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) {
-    // Declared after `listener`, so dropped first: it leaves the epoll set while the
-    // descriptor is open.
+    // Declared after `listener`, so dropped first (the listener's close then takes it
+    // out of the epoll set).
     let reg = match Registration::new(listener.as_raw_fd()) {
         Ok(r) => r,
         Err(e) => return crate::error!("cannot watch the listener", "error" => e),
@@ -104,7 +104,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, routes: Rc<Routes>) 
             None => break,
             // The task is the connection's own future and nothing else: its size is
             // what every idle connection costs.
-            Some(Ok((stream, peer))) => match Socket::accepted(stream) {
+            Some(Ok((stream, peer))) => match Socket::wrap(stream) {
                 Ok(stream) => {
                     let conn = Connection::new(shard.clone(), routes.clone(), stream, peer);
                     poller::spawn(conn.run()).detach();

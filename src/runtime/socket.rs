@@ -38,16 +38,11 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Wraps a connected stream, turns Nagle off (requests and answers are small and
-    /// must leave at once) and adds it to the shard's poller.
-    pub fn new(stream: TcpStream) -> io::Result<Self> {
-        stream.set_nodelay(true)?;
-        Self::accepted(stream)
-    }
-
-    /// [`Socket::new`] for a stream accepted from a listener with Nagle off, whose
-    /// setting an accepted socket inherits (Linux): no `setsockopt` per connection.
-    pub fn accepted(stream: TcpStream) -> io::Result<Self> {
+    /// Adds a connected stream with Nagle off to the shard's poller (requests and
+    /// answers are small and must leave at once): one accepted from a listener with
+    /// `TCP_NODELAY`, which Linux copies to it (no `setsockopt` per connection), or
+    /// one from [`Socket::connect`].
+    pub fn wrap(stream: TcpStream) -> io::Result<Self> {
         let reg = Registration::new(stream.as_raw_fd())?;
         Ok(Socket {
             reg,
@@ -61,9 +56,11 @@ impl Socket {
     /// socket's first room to write. Unbounded here; callers race it with their timeout.
     pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
         use socket2::{Domain, Protocol, Type};
-        let socket =
-            socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
+        let socket = socket2::Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
         socket.set_nodelay(true)?;
         match socket.connect(&addr.into()) {
             Ok(()) => {}
@@ -72,7 +69,7 @@ impl Socket {
         }
         // Registered only now: a socket that has not started connecting reads as hung
         // up to epoll.
-        let s = Self::accepted(socket.into())?;
+        let s = Self::wrap(socket.into())?;
         s.reg.blocked()?;
         std::future::poll_fn(|cx| s.reg.poll_writable(cx.waker())).await;
         match s.stream.take_error()? {
@@ -368,8 +365,9 @@ mod tests {
                 let _ = a.read(&mut [0u8; 4]).await;
             });
             // A glommio timer, not a `sleep` (which the driver fires): glommio wakes
-            // this task while the driver stays parked (it parks once its first block,
-            // up to one reactor period, has ended).
+            // this task while the driver stays parked. The driver parks once its first
+            // block has ended, at the latest after one reactor period
+            // (`REACTOR_EVERY`, 50 ms): 200 ms leaves it time to.
             #[allow(clippy::disallowed_methods)]
             glommio::timer::Timer::new(Duration::from_millis(200)).await;
             b.set_read_timeout(Some(Duration::from_millis(100)));
@@ -445,9 +443,15 @@ mod tests {
 
     #[test]
     fn a_refused_connect_is_an_error() {
-        with_listener(async |listener| {
-            let addr = listener.local_addr().unwrap();
-            drop(listener);
+        with_listener(async |_| {
+            // Bound but not listening: the port is refused, and no other test can
+            // take it meanwhile.
+            let bound =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            bound
+                .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            let addr = bound.local_addr().unwrap().as_socket().unwrap();
             let e = Socket::connect(addr)
                 .await
                 .err()
