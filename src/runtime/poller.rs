@@ -62,7 +62,7 @@
 //! wraps a duplicate of the epoll descriptor in one for each wait (`readable`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -188,8 +188,8 @@ struct Sleep {
 enum SleepState {
     /// Not polled yet: not in the set.
     New,
-    /// In the set under this id.
-    Queued(u32),
+    /// In the set under this sequence number, until it fires.
+    Queued(u64),
     Done,
 }
 
@@ -199,16 +199,24 @@ impl Future for Sleep {
         let this = &mut *self;
         match this.state {
             SleepState::New => {
-                let id = this.poller.add_sleep(this.at, cx.waker());
-                this.state = SleepState::Queued(id);
+                let seq = this.poller.add_sleep(this.at, cx.waker());
+                this.state = SleepState::Queued(seq);
                 Poll::Pending
             }
-            SleepState::Queued(id) => {
-                if this.poller.poll_sleep(id, cx.waker()) {
-                    this.state = SleepState::Done;
-                    return Poll::Ready(());
+            SleepState::Queued(seq) => {
+                // Still in the set: not fired yet.
+                if let Some(w) = this
+                    .poller
+                    .sleeps
+                    .borrow_mut()
+                    .wakers
+                    .get_mut(&(this.at, seq))
+                {
+                    w.clone_from(cx.waker());
+                    return Poll::Pending;
                 }
-                Poll::Pending
+                this.state = SleepState::Done;
+                Poll::Ready(())
             }
             SleepState::Done => Poll::Ready(()),
         }
@@ -217,8 +225,13 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let SleepState::Queued(id) = self.state {
-            self.poller.cancel_sleep(self.at, id);
+        if let SleepState::Queued(seq) = self.state {
+            // Gone already if it fired.
+            self.poller
+                .sleeps
+                .borrow_mut()
+                .wakers
+                .remove(&(self.at, seq));
         }
     }
 }
@@ -518,29 +531,23 @@ impl ReadDeadlines {
     }
 }
 
-/// The shard's sleeps (`Poller::sleeps`): an ordered set of (deadline, id), and by
-/// id the state of each sleep still alive. The driver fires the due ones on each turn
-/// and, when it waits, wakes at the next one (to the timerfd's precision, however far
-/// ahead it is). A sleep that ends early (a request's timeout, raced against the
-/// request) takes its entry out when it is dropped.
+/// The shard's sleeps (`Poller::sleeps`): the waker of each sleep not yet fired, by
+/// (deadline, sequence number), soonest first. The driver fires the due ones on each
+/// turn (a fired sleep is one no longer in the map) and, when it waits, wakes at the
+/// next one (to the timerfd's precision, however far ahead it is). A sleep that ends
+/// early (a request's timeout, raced against the request) takes its entry out when it
+/// is dropped.
 #[derive(Default)]
 struct Sleeps {
-    set: BTreeSet<(Instant, u32)>,
-    slots: Vec<SleepSlot>,
-    free: Vec<u32>,
-}
-
-#[derive(Default)]
-struct SleepSlot {
-    /// The sleeping task's waker, until the sleep fires.
-    waker: Option<Waker>,
-    fired: bool,
+    wakers: BTreeMap<(Instant, u64), Waker>,
+    /// The next sleep's sequence number (two sleeps may share a deadline).
+    seq: u64,
 }
 
 impl Sleeps {
     /// The next deadline.
     fn next(&self) -> Option<Instant> {
-        self.set.first().map(|&(at, _)| at)
+        self.wakers.first_key_value().map(|(&(at, _), _)| at)
     }
 }
 
@@ -720,66 +727,28 @@ impl Poller {
             }
     }
 
-    /// Queues a sleep until `at` for the task of `waker`; its id. A parked driver that
-    /// would wake later is woken, to park again until then.
-    fn add_sleep(self: &Rc<Self>, at: Instant, waker: &Waker) -> u32 {
+    /// Queues a sleep until `at` for the task of `waker`; its sequence number. A parked
+    /// driver that would wake later is woken, to park again until then.
+    fn add_sleep(self: &Rc<Self>, at: Instant, waker: &Waker) -> u64 {
         let mut sleeps = self.sleeps.borrow_mut();
-        let id = match sleeps.free.pop() {
-            Some(id) => id,
-            None => {
-                sleeps.slots.push(SleepSlot::default());
-                (sleeps.slots.len() - 1) as u32
-            }
-        };
-        sleeps.slots[id as usize] = SleepSlot {
-            waker: Some(waker.clone()),
-            fired: false,
-        };
-        sleeps.set.insert((at, id));
+        let seq = sleeps.seq;
+        sleeps.seq += 1;
+        sleeps.wakers.insert((at, seq), waker.clone());
         drop(sleeps);
         self.wake_parked_before(at);
         self.need_driver();
-        id
-    }
-
-    /// Whether sleep `id` has fired (its slot is then free); if not, keeps `waker`.
-    fn poll_sleep(&self, id: u32, waker: &Waker) -> bool {
-        let mut sleeps = self.sleeps.borrow_mut();
-        let slot = &mut sleeps.slots[id as usize];
-        if slot.fired {
-            sleeps.free.push(id);
-            return true;
-        }
-        match &mut slot.waker {
-            Some(w) => w.clone_from(waker),
-            None => slot.waker = Some(waker.clone()),
-        }
-        false
-    }
-
-    /// A sleep dropped before it fired leaves the set.
-    fn cancel_sleep(&self, at: Instant, id: u32) {
-        let mut sleeps = self.sleeps.borrow_mut();
-        let slot = std::mem::take(&mut sleeps.slots[id as usize]);
-        if !slot.fired {
-            sleeps.set.remove(&(at, id));
-        }
-        sleeps.free.push(id);
+        seq
     }
 
     /// Fires the sleeps due by `now`; whether any did.
     fn fire_sleeps(&self, now: Instant) -> bool {
         let mut sleeps = self.sleeps.borrow_mut();
         let mut fired = false;
-        while sleeps.next().is_some_and(|at| at <= now) {
-            let Some((_, id)) = sleeps.set.pop_first() else {
+        while let Some(entry) = sleeps.wakers.first_entry() {
+            if entry.key().0 > now {
                 break;
-            };
-            let slot = &mut sleeps.slots[id as usize];
-            slot.fired = true;
-            if let Some(w) = slot.waker.take() {
-                w.wake();
             }
+            entry.remove().wake();
             fired = true;
         }
         fired
@@ -1026,7 +995,7 @@ async fn drive(poller: Rc<Poller>) {
         let due = poller.reactor_due(last_reactor);
         if poller.alarm.take() || now >= due {
             visit_reactor().await;
-        } else if quiet && !waiting && poller.sleeps.borrow().set.is_empty() {
+        } else if quiet && !waiting && poller.sleeps.borrow().wakers.is_empty() {
             dormant(&poller).await;
         } else if quiet && (now - last_event >= PARK_AFTER || poller.glommio_waits.get() > 0) {
             // glommio's reactor keeps the time now; the block's deadline would only
@@ -1375,7 +1344,7 @@ mod tests {
                 use futures_lite::future::{or, poll_once};
                 let poller = Poller::get().unwrap();
                 let ms = Duration::from_millis;
-                let entries = || poller.sleeps.borrow().set.len();
+                let entries = || poller.sleeps.borrow().wakers.len();
                 // The reactor's period, shorter while glommio has an operation in flight.
                 let t0 = Instant::now();
                 assert_eq!(poller.reactor_due(t0), t0 + REACTOR_EVERY);
@@ -1434,8 +1403,6 @@ mod tests {
                 // A deadline past what `Instant` holds never comes, and queues nothing.
                 assert!(poll_once(sleep(Duration::MAX)).await.is_none());
                 assert_eq!(entries(), 0);
-                // Slots are reused: two sleeps at most were alive at once.
-                assert_eq!(poller.sleeps.borrow().slots.len(), 2);
             })
             .unwrap()
             .join()
