@@ -243,13 +243,13 @@ fn with_current<R>(f: impl FnOnce(&Rc<Poller>) -> R) -> Option<R> {
 }
 
 /// Held while an operation of glommio's is in flight on this shard (a lookup on
-/// glommio's blocking threads): its completion comes
-/// through glommio's reactor, which a thread blocked in epoll does not see, so the
-/// driver sleeps through glommio meanwhile.
-pub struct GlommioWait(Rc<Poller>);
+/// glommio's blocking threads): its completion comes through glommio's reactor, which
+/// a thread blocked in epoll does not see, so the driver sleeps through glommio
+/// meanwhile.
+struct GlommioWait(Rc<Poller>);
 
 /// Starts a [`GlommioWait`]; `None` off a shard (no driver to tell).
-pub fn glommio_wait() -> Option<GlommioWait> {
+fn glommio_wait() -> Option<GlommioWait> {
     with_current(|p| {
         p.glommio_waits.set(p.glommio_waits.get() + 1);
         GlommioWait(p.clone())
@@ -945,15 +945,25 @@ impl Poller {
     }
 }
 
+/// A socket's epoll token: its slot's generation and index.
+fn token(generation: u32, index: u32) -> u64 {
+    u64::from(generation) << 32 | u64::from(index)
+}
+
 /// Adds `fd` to the epoll set `epfd`, edge-triggered, under `token`, for `events` (and
 /// for the end of the stream).
 fn add(epfd: &OwnedFd, fd: i32, token: u64, events: i32) -> io::Result<()> {
+    ctl(epfd, libc::EPOLL_CTL_ADD, fd, token, events)
+}
+
+/// `epoll_ctl` `op` (add or modify) of `fd` in `epfd`, as [`add`] says.
+fn ctl(epfd: &OwnedFd, op: i32, fd: i32, token: u64, events: i32) -> io::Result<()> {
     let mut ev = libc::epoll_event {
         events: (events | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
         u64: token,
     };
     // SAFETY: `fd` is an open descriptor of the caller; `ev` is a valid event.
-    if unsafe { libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+    if unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd, &mut ev) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -1086,8 +1096,8 @@ impl Registration {
             slots.push(Slot::default());
             (slots.len() - 1) as u32
         });
+        // Its generation moved on when its last socket left (`drop`).
         let slot = &mut slots[index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
         // The first read waits for the first event, which `EPOLL_CTL_ADD` queues at once
         // if bytes are already there. So a burst of new connections is accepted, and
         // their tasks allocated, before any of them allocates request buffers: the
@@ -1101,12 +1111,7 @@ impl Registration {
         slot.expired = None;
         let generation = slot.generation;
         drop(slots);
-        if let Err(e) = add(
-            &poller.epfd,
-            fd,
-            u64::from(generation) << 32 | u64::from(index),
-            libc::EPOLLIN,
-        ) {
+        if let Err(e) = add(&poller.epfd, fd, token(generation, index), libc::EPOLLIN) {
             poller.free.borrow_mut().push(index);
             return Err(e);
         }
@@ -1130,16 +1135,15 @@ impl Registration {
     /// connection), while the kernel sends the edge only after a `send` found no room.
     pub fn blocked(&self) -> io::Result<()> {
         if !self.watches_room.get() {
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-                u64: self.token(&self.poller.slots.borrow()[self.index as usize]),
-            };
-            let epfd = self.poller.epfd.as_raw_fd();
-            // SAFETY: `fd` is open (its owner closes it after dropping this); `ev` is a
-            // valid event.
-            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, self.fd, &mut ev) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            let token = self.token(&self.poller.slots.borrow()[self.index as usize]);
+            let events = libc::EPOLLIN | libc::EPOLLOUT;
+            ctl(
+                &self.poller.epfd,
+                libc::EPOLL_CTL_MOD,
+                self.fd,
+                token,
+                events,
+            )?;
             self.watches_room.set(true);
         }
         self.poller.slots.borrow_mut()[self.index as usize].blocked = true;
@@ -1213,9 +1217,9 @@ impl Registration {
         self.poller.take_write_waker(slot);
     }
 
-    /// The socket's epoll token: its slot's index and generation.
+    /// The socket's epoll token.
     fn token(&self, slot: &Slot) -> u64 {
-        u64::from(slot.generation) << 32 | u64::from(self.index)
+        token(slot.generation, self.index)
     }
 }
 
