@@ -55,7 +55,9 @@ impl UrlParts {
             return Err(format!("bad URL authority in {url:?}"));
         }
         let (host, port) = match authority.rfind(':') {
-            Some(i) if !authority[..i].ends_with(']') || authority.starts_with('[') => {
+            // A port follows a bracketed IPv6 host or a host without colons; the
+            // colons of a bare IPv6 address are not one.
+            Some(i) if authority[..i].ends_with(']') || !authority[..i].contains(':') => {
                 let port = authority[i + 1..]
                     .parse()
                     .map_err(|_| format!("bad port in {url:?}"))?;
@@ -365,6 +367,12 @@ mod tests {
         );
         let u = parse_url("http://[::1]:81/x").unwrap();
         assert_eq!((u.host, u.port), ("::1", 81));
+        // Bracketed without a port: the default one.
+        let u = parse_url("http://[::1]?q=1").unwrap();
+        assert_eq!(
+            (u.host, u.port, u.authority, u.target),
+            ("::1", 80, "[::1]", "?q=1")
+        );
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("http://user@x/").is_err());
         // Parsed once, the same parts.
