@@ -11,13 +11,14 @@
 //! omission).
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::epoll::{self, Epoll};
 use crate::http::{self, ResponseParser};
+use crate::rxstamp;
 use crate::stats::{self, Tally};
 use crate::ws::{self, FrameParser};
 
@@ -81,6 +82,10 @@ struct Conn {
     inflight: VecDeque<u64>,
     /// When the current batch was written, for `--timeout`.
     written_at: u64,
+    /// The latest read: when it returned, and when its newest bytes reached the socket
+    /// (the kernel's receive stamp, open loop; otherwise the same as `read_at`).
+    read_at: u64,
+    arrived_at: u64,
     http: ResponseParser,
     ws: FrameParser,
     /// xorshift state for WebSocket masking keys.
@@ -104,6 +109,8 @@ impl Conn {
             wpos: 0,
             inflight: VecDeque::with_capacity(pipeline),
             written_at: 0,
+            read_at: 0,
+            arrived_at: 0,
             http: ResponseParser::default(),
             ws: FrameParser::default(),
             mask_state: u64::from_ne_bytes(seed) | 1,
@@ -353,6 +360,9 @@ impl Worker<'_> {
             .map_err(|e| e.to_string())?;
         // Requests go out whole in one write; Nagle would only hold back a pipeline.
         s.set_nodelay(true).map_err(|e| e.to_string())?;
+        if self.plan.rate.is_some() {
+            rxstamp::enable(s.as_raw_fd()).map_err(|e| e.to_string())?;
+        }
         let early = match &self.plan.protocol {
             Protocol::Ws {
                 host,
@@ -476,6 +486,7 @@ impl Worker<'_> {
 
     /// Reads until the socket is drained, handling every answer found.
     fn read(&mut self, i: usize) -> Result<(), Fail> {
+        let clock = self.clock;
         loop {
             let c = &mut self.conns[i];
             if c.rstart == c.rend {
@@ -496,9 +507,14 @@ impl Worker<'_> {
             let Some(stream) = c.stream.as_mut() else {
                 return Ok(());
             };
-            match stream.read(&mut c.rbuf[c.rend..]) {
-                Ok(0) => return Err(Fail::Closed),
-                Ok(n) => {
+            match rxstamp::recv(stream.as_raw_fd(), &mut c.rbuf[c.rend..]) {
+                Ok((0, _)) => return Err(Fail::Closed),
+                Ok((n, stamp)) => {
+                    let now = clock.elapsed().as_nanos() as u64;
+                    // The stamp's age, taken off this clock's now.
+                    let age = stamp.map_or(0, |at| rxstamp::realtime_ns().saturating_sub(at));
+                    c.read_at = now;
+                    c.arrived_at = now.saturating_sub(age);
                     c.rend += n;
                     self.parse(i)?;
                     // A short read drained the socket; edge-triggered epoll reports
@@ -548,14 +564,16 @@ impl Worker<'_> {
         }
     }
 
-    /// One answer arrived on connection `i`: time it, then send more or go idle.
+    /// One answer arrived on connection `i` (in its latest read): time it, then send
+    /// more or go idle.
     fn answered(&mut self, i: usize, status: u16) -> Result<(), Fail> {
-        let now = self.now();
-        let Some(since) = self.conns[i].inflight.pop_front() else {
+        let c = &mut self.conns[i];
+        let (now, arrived) = (c.read_at, c.arrived_at);
+        let Some(since) = c.inflight.pop_front() else {
             // An answer nobody asked for: the stream is out of step.
             return Err(Fail::Read);
         };
-        self.record(since, now, status);
+        self.record(since, now, arrived, status);
         if !self.conns[i].inflight.is_empty() {
             return Ok(());
         }
@@ -570,8 +588,9 @@ impl Worker<'_> {
         }
     }
 
-    /// Counts an answer if its request belongs to the measured window.
-    fn record(&mut self, since: u64, now: u64, status: u16) {
+    /// Counts an answer if its request belongs to the measured window: read at `now`,
+    /// its bytes on the socket since `arrived`.
+    fn record(&mut self, since: u64, now: u64, arrived: u64, status: u16) {
         self.tally.answers_total += 1;
         if since < self.window_start || now > self.window_end {
             return;
@@ -580,6 +599,9 @@ impl Worker<'_> {
         self.tally
             .latency
             .saturating_record(now.saturating_sub(since).max(1));
+        self.tally
+            .arrival
+            .saturating_record(arrived.saturating_sub(since).max(1));
         if !(200..300).contains(&status) {
             self.tally.errors.status += 1;
         }
@@ -593,7 +615,7 @@ impl Worker<'_> {
             // A body delimited by the close: the close completed that answer.
             if let Some(r) = c.http.at_close() {
                 if let Some(since) = c.inflight.pop_front() {
-                    self.record(since, now, r.status);
+                    self.record(since, now, now, r.status);
                 }
             }
         }
@@ -633,5 +655,80 @@ impl Worker<'_> {
             c.inflight.clear();
             self.fail(i, Fail::Closed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A server answering every request head on each connection after `delay`.
+    fn slow_server(delay: Duration) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n @ 1..) = conn.read(&mut buf) {
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            std::thread::sleep(delay);
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if conn.write_all(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn open_loop_times_each_answer_at_the_read_and_at_arrival() {
+        let delay = Duration::from_micros(300);
+        let plan = Plan {
+            addr: slow_server(delay),
+            protocol: Protocol::Http {
+                request: http::encode_request("GET", "test", "/", &[], b""),
+                head: false,
+            },
+            pipeline: 1,
+            rate: Some(500.0),
+            threads: 1,
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_millis(400),
+            timeout: Duration::from_secs(1),
+            spin: Duration::from_micros(100),
+        };
+        let t = run(&plan, 0, 4, || {}).unwrap();
+        assert_eq!(t.errors.connect + t.errors.read + t.errors.write, 0);
+        // 500 req/s for 0.4 s: 200 due, all answered (4 connections, 0.3 ms each).
+        assert!((195..=205).contains(&t.completed), "{}", t.completed);
+        assert_eq!(t.arrival.len(), t.completed);
+        let floor = delay.as_nanos() as u64;
+        for p in [0.0, 50.0, 99.0, 100.0] {
+            let (read, arrived) = (
+                t.latency.value_at_percentile(p),
+                t.arrival.value_at_percentile(p),
+            );
+            // Each answer waited out the server's delay, and reached the socket no
+            // later than it was read.
+            assert!(
+                arrived >= floor && arrived <= read,
+                "p{p}: {arrived} {read}"
+            );
+        }
+        // The client reads each answer some time after it arrived (at this size the
+        // histogram resolves 0.1 us): with the stamps missing, the two would be equal.
+        let (read, arrived) = (t.latency.mean(), t.arrival.mean());
+        assert!(arrived < read - 100.0, "{arrived} {read}");
     }
 }

@@ -22,6 +22,7 @@ mod epoll;
 mod http;
 mod pool;
 mod report;
+mod rxstamp;
 mod stats;
 mod ws;
 

@@ -189,7 +189,17 @@ fn rss_mib(r: &Value) -> Option<f64> {
 }
 
 pub(crate) fn latency(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
-    move |r| r["client"]["latency_us"][key].as_f64()
+    client_figure("latency_us", key)
+}
+
+/// A latency figure timed to the kernel's receive stamp (open-loop rows since session
+/// 16; older files have none).
+pub(crate) fn arrival(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+    client_figure("arrival_latency_us", key)
+}
+
+fn client_figure(set: &'static str, key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+    move |r| r["client"][set][key].as_f64()
 }
 
 fn error_count(r: &Value) -> Option<f64> {

@@ -48,6 +48,10 @@ impl Errors {
 /// One thread's (or, merged, the whole run's) measurements over the measured window.
 pub struct Tally {
     pub latency: Histogram<u64>,
+    /// The same answers timed to when their bytes reached the client's socket (open
+    /// loop: the kernel's receive stamp), leaving out the client's delay in reading
+    /// them. Closed loop: the same as `latency`.
+    pub arrival: Histogram<u64>,
     /// Answers received for requests sent (open loop: due) inside the window.
     pub completed: u64,
     /// Every answer received, warm-up included: what the server's CPU time over the
@@ -70,6 +74,7 @@ impl Tally {
     pub fn new() -> Tally {
         Tally {
             latency: histogram(),
+            arrival: histogram(),
             completed: 0,
             answers_total: 0,
             errors: Errors::default(),
@@ -83,6 +88,7 @@ impl Tally {
 
     pub fn merge(&mut self, o: &Tally) {
         self.latency.add(&o.latency).expect("same histogram bounds");
+        self.arrival.add(&o.arrival).expect("same histogram bounds");
         self.completed += o.completed;
         self.answers_total += o.answers_total;
         self.errors.add(&o.errors);
@@ -104,14 +110,19 @@ pub fn thread_cpu_us() -> (u64, u64) {
     (us(ru.ru_utime), us(ru.ru_stime))
 }
 
-/// This thread's CPU time so far, nanoseconds (CLOCK_THREAD_CPUTIME_ID).
+/// This thread's CPU time so far, nanoseconds.
 pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Clock `id` now, nanoseconds.
+pub fn clock_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -129,6 +140,20 @@ pub struct Setup<'a> {
 
 fn us(ns: u64) -> f64 {
     (ns as f64 / 100.0).round() / 10.0
+}
+
+/// A latency histogram's figures, microseconds.
+fn summary(h: &Histogram<u64>) -> Value {
+    json!({
+        "min": us(h.min()),
+        "mean": (h.mean() / 100.0).round() / 10.0,
+        "stdev": (h.stdev() / 100.0).round() / 10.0,
+        "p50": us(h.value_at_percentile(50.0)),
+        "p90": us(h.value_at_percentile(90.0)),
+        "p99": us(h.value_at_percentile(99.0)),
+        "p99_9": us(h.value_at_percentile(99.9)),
+        "max": us(h.max()),
+    })
 }
 
 /// The run as one JSON object (latencies in microseconds).
@@ -162,16 +187,8 @@ pub fn to_json(setup: &Setup, t: &Tally) -> Value {
             "write": t.errors.write,
             "timeout": t.errors.timeout,
         },
-        "latency_us": {
-            "min": us(h.min()),
-            "mean": (h.mean() / 100.0).round() / 10.0,
-            "stdev": (h.stdev() / 100.0).round() / 10.0,
-            "p50": us(h.value_at_percentile(50.0)),
-            "p90": us(h.value_at_percentile(90.0)),
-            "p99": us(h.value_at_percentile(99.0)),
-            "p99_9": us(h.value_at_percentile(99.9)),
-            "max": us(h.max()),
-        },
+        "latency_us": summary(h),
+        "arrival_latency_us": setup.rate.map(|_| summary(&t.arrival)),
         "percentiles_us": curve,
         "cpu": {
             "user_us": t.user_us,
@@ -216,20 +233,26 @@ pub fn print_text(setup: &Setup, t: &Tally) {
             t.due, t.backlog
         );
     }
-    let h = &t.latency;
-    let from = if setup.rate.is_some() {
-        "from the intended send time"
-    } else {
-        "from the write"
+    let line = |what: &str, h: &Histogram<u64>, from: &str| {
+        println!(
+            "  {what:<9} p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us ({from})",
+            us(h.value_at_percentile(50.0)),
+            us(h.value_at_percentile(90.0)),
+            us(h.value_at_percentile(99.0)),
+            us(h.value_at_percentile(99.9)),
+            us(h.max()),
+        )
     };
-    println!(
-        "  latency   p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us ({from})",
-        us(h.value_at_percentile(50.0)),
-        us(h.value_at_percentile(90.0)),
-        us(h.value_at_percentile(99.0)),
-        us(h.value_at_percentile(99.9)),
-        us(h.max()),
-    );
+    if setup.rate.is_some() {
+        line("latency", &t.latency, "from the intended send time");
+        line(
+            "arrival",
+            &t.arrival,
+            "the same, to the kernel's receive stamp",
+        );
+    } else {
+        line("latency", &t.latency, "from the write");
+    }
     let e = &t.errors;
     println!(
         "  errors    {} (connect {}, status {}, read {}, write {}, timeout {})",
