@@ -14,7 +14,8 @@
 //! p99s stayed under `QUIET_BELOW_US`, so that no stall of the machine set either.
 //! There a difference of a few microseconds shows that the ratios over all slices
 //! hide: the slices, how many the first system did at least as well in, the median
-//! p99 of each system and the median of the differences (first - baseline).
+//! p99 of each system and the median of the differences (first - baseline), with its
+//! 95% bootstrap interval (the same resampling).
 
 use std::fmt::Write as _;
 
@@ -137,8 +138,8 @@ fn pool(docs: &[Value]) -> Result<String, String> {
 fn quiet(found: &[Matchup]) -> String {
     let mut out = format!(
         "\nQuiet slices: both p99s under {QUIET_BELOW_US} us; medians over them (us).\n\n\
-         | scenario | systems | slices | metric | quiet | first at least as good | first's p99 | baseline's p99 | difference |\n\
-         |---|---|---|---|---:|---:|---:|---:|---:|\n"
+         | scenario | systems | slices | metric | quiet | first at least as good | first's p99 | baseline's p99 | difference | 95% interval |\n\
+         |---|---|---|---|---:|---:|---:|---:|---:|---|\n"
     );
     for Matchup { key, pairs } in found {
         let (sc, first, other) = key;
@@ -159,37 +160,50 @@ fn quiet(found: &[Matchup]) -> String {
                 .filter(|&&(a, b)| at_least_as_good(a, b, higher_wins))
                 .count();
             let med = |f: fn(&(f64, f64)) -> f64| median(quiet.iter().map(f).collect()).unwrap();
+            let diffs: Vec<f64> = quiet.iter().map(|p| p.0 - p.1).collect();
+            let (diff, lo, hi) =
+                bootstrap(&diffs, |v| median(v.to_vec()).unwrap()).expect("quiet slices");
             let _ = writeln!(
                 out,
-                "| {sc} | {first} / {other} | {} | {name} | {} of {} | {won} | {:.1} | {:.1} | {:+.1} |",
+                "| {sc} | {first} / {other} | {} | {name} | {} of {} | {won} | {:.1} | {:.1} | {diff:+.1} | {lo:+.1} - {hi:+.1} |",
                 load.trim_start_matches("pair_"),
                 quiet.len(),
                 pairs.len(),
                 med(|p| p.0),
                 med(|p| p.1),
-                med(|p| p.0 - p.1),
             );
         }
     }
     out
 }
 
-/// The geometric mean of the ratios whose logarithms are `logs`, and the 2.5th and
-/// 97.5th percentiles of it over `RESAMPLES` resamplings (fixed seed).
+/// The geometric mean of the ratios whose logarithms are `logs`, with its 95%
+/// bootstrap interval.
 fn geomean_interval(logs: &[f64]) -> Option<(f64, f64, f64)> {
-    let n = logs.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // exp is increasing, so the interval of the mean's exp is the exp of its interval.
+    bootstrap(logs, mean).map(|(m, lo, hi)| (m.exp(), lo.exp(), hi.exp()))
+}
+
+/// `stat` of `values`, and the 2.5th and 97.5th percentiles of it over `RESAMPLES`
+/// resamplings with replacement (fixed seed).
+fn bootstrap(values: &[f64], stat: impl Fn(&[f64]) -> f64) -> Option<(f64, f64, f64)> {
+    let n = values.len();
     if n == 0 {
         return None;
     }
-    let mean = |v: &mut dyn Iterator<Item = f64>| (v.sum::<f64>() / n as f64).exp();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let mut means: Vec<f64> = (0..RESAMPLES)
-        .map(|_| mean(&mut (0..n).map(|_| logs[rng.below(n)])))
+    let mut sample = vec![0.0; n];
+    let mut stats: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            sample.fill_with(|| values[rng.below(n)]);
+            stat(&sample)
+        })
         .collect();
-    means.sort_by(f64::total_cmp);
+    stats.sort_by(f64::total_cmp);
     // The 100th and 3,900th of 4,000, counted from 1.
-    let at = |q: f64| means[((RESAMPLES as f64 * q) as usize).clamp(1, RESAMPLES) - 1];
-    Some((mean(&mut logs.iter().copied()), at(0.025), at(0.975)))
+    let at = |q: f64| stats[((RESAMPLES as f64 * q) as usize).clamp(1, RESAMPLES) - 1];
+    Some((stat(values), at(0.025), at(0.975)))
 }
 
 /// A small deterministic generator: the interval is a property of the files, so it
@@ -299,13 +313,16 @@ mod tests {
         assert_eq!(rows.len(), 2, "{quiet}");
         // Won 3 of the 4; medians 70 against 100; differences -50 -50 -10 +100.
         assert!(
-            rows[0].ends_with("| same50 | p99 | 4 of 5 | 3 | 70.0 | 100.0 | -30.0 |"),
+            rows[0].contains("| same50 | p99 | 4 of 5 | 3 | 70.0 | 100.0 | -30.0 | "),
             "{}",
             rows[0]
         );
+        // Resampling four slices: a median difference anywhere from -50 (two or more
+        // of the -50s drawn) to +100 (three or more +100s: 5% of draws).
+        assert!(rows[0].ends_with("| -50.0 - +100.0 |"), "{}", rows[0]);
         // At arrival every p99 is 5 us lower (same slices quiet, same wins).
         assert!(
-            rows[1].ends_with("| same50 | p99 at arrival | 4 of 5 | 3 | 65.0 | 95.0 | -30.0 |"),
+            rows[1].contains("| same50 | p99 at arrival | 4 of 5 | 3 | 65.0 | 95.0 | -30.0 | "),
             "{}",
             rows[1]
         );
