@@ -581,8 +581,10 @@ impl Worker<'_> {
             self.make_idle(i);
             Ok(())
         } else if now < self.window_end {
-            // Right away: the server may be about to run out of work.
-            self.send(i, self.plan.pipeline, now)
+            // Right away: the server may be about to run out of work. (The next
+            // batch's latency runs from its write, not from this read.)
+            let write_at = self.now();
+            self.send(i, self.plan.pipeline, write_at)
         } else {
             Ok(())
         }
