@@ -1089,6 +1089,17 @@ async fn dormant(poller: &Poller) {
 impl Registration {
     /// Adds a socket to this shard's epoll set.
     pub fn new(fd: i32) -> io::Result<Self> {
+        Self::register(fd, false)
+    }
+
+    /// Adds a socket whose non-blocking connect is in progress: it starts
+    /// [`blocked`](Registration::blocked), watched for room from the start (the
+    /// connect's end is its first `EPOLLOUT`), in one `epoll_ctl`.
+    pub fn connecting(fd: i32) -> io::Result<Self> {
+        Self::register(fd, true)
+    }
+
+    fn register(fd: i32, connecting: bool) -> io::Result<Self> {
         let poller = Poller::get()?;
         let index = poller.free.borrow_mut().pop();
         let mut slots = poller.slots.borrow_mut();
@@ -1106,12 +1117,17 @@ impl Registration {
         // once interleaved them with the tasks, +77 MiB).
         slot.ready = false;
         slot.hangup = false;
-        slot.blocked = false;
+        slot.blocked = connecting;
         // Its last socket's entry in `timeouts` left with it (`cancel_wait`).
         slot.expired = None;
         let generation = slot.generation;
         drop(slots);
-        if let Err(e) = add(&poller.epfd, fd, token(generation, index), libc::EPOLLIN) {
+        let events = if connecting {
+            libc::EPOLLIN | libc::EPOLLOUT
+        } else {
+            libc::EPOLLIN
+        };
+        if let Err(e) = add(&poller.epfd, fd, token(generation, index), events) {
             poller.free.borrow_mut().push(index);
             return Err(e);
         }
@@ -1119,7 +1135,7 @@ impl Registration {
             poller,
             fd,
             index,
-            watches_room: Cell::new(false),
+            watches_room: Cell::new(connecting),
         })
     }
 
@@ -1128,8 +1144,8 @@ impl Registration {
         self.poller.slots.borrow()[self.index as usize].ready
     }
 
-    /// Records that a `send` found no room, or that a connect is in progress: writes
-    /// wait in [`Registration::poll_writable`] until the socket's next `EPOLLOUT`.
+    /// Records that a `send` found no room: writes wait in
+    /// [`Registration::poll_writable`] until the socket's next `EPOLLOUT`.
     /// The first time, the epoll set starts watching for it: watched from the start,
     /// every new socket's first event would be one (a wasted driver turn per
     /// connection), while the kernel sends the edge only after a `send` found no room.

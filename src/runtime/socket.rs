@@ -40,16 +40,20 @@ pub struct Socket {
 impl Socket {
     /// Adds a connected stream with Nagle off to the shard's poller (requests and
     /// answers are small and must leave at once): one accepted from a listener with
-    /// `TCP_NODELAY`, which Linux copies to it (no `setsockopt` per connection), or
-    /// one from [`Socket::connect`].
+    /// `TCP_NODELAY`, which Linux copies to it (no `setsockopt` per connection).
     pub fn wrap(stream: TcpStream) -> io::Result<Self> {
         let reg = Registration::new(stream.as_raw_fd())?;
-        Ok(Socket {
+        Ok(Self::with(reg, stream))
+    }
+
+    /// A socket of `stream`, registered as `reg`.
+    fn with(reg: Registration, stream: TcpStream) -> Self {
+        Socket {
             reg,
             stream,
             read_timeout: None,
             due: None,
-        })
+        }
     }
 
     /// Connects to `addr` without blocking the shard: the connect's end is the
@@ -69,8 +73,8 @@ impl Socket {
         }
         // Registered only now: a socket that has not started connecting reads as hung
         // up to epoll.
-        let s = Self::wrap(socket.into())?;
-        s.reg.blocked()?;
+        let stream: TcpStream = socket.into();
+        let s = Self::with(Registration::connecting(stream.as_raw_fd())?, stream);
         std::future::poll_fn(|cx| s.reg.poll_writable(cx.waker())).await;
         match s.stream.take_error()? {
             Some(e) => Err(e),
