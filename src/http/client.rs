@@ -66,12 +66,13 @@ impl UrlParts {
             _ => (authority, if tls { 443 } else { 80 }),
         };
         // An IPv6 host without its brackets.
-        let opened = host.len() - host.trim_start_matches('[').len();
-        let closed = host.len() - host.trim_end_matches(']').len();
+        let unbracketed = host.trim_start_matches('[');
+        let host_start = start + host.len() - unbracketed.len();
+        let host_len = unbracketed.trim_end_matches(']').len();
         Ok(UrlParts {
             tls,
             port,
-            host: start + opened..(start + host.len() - closed).max(start + opened),
+            host: host_start..host_start + host_len,
             authority: start..split,
             target: split..end,
         })
