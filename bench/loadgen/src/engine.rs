@@ -82,10 +82,6 @@ struct Conn {
     inflight: VecDeque<u64>,
     /// When the current batch was written, for `--timeout`.
     written_at: u64,
-    /// The latest read: when it returned, and when its newest bytes reached the socket
-    /// (the kernel's receive stamp, open loop; `None` without a usable stamp).
-    read_at: u64,
-    arrived_at: Option<u64>,
     http: ResponseParser,
     ws: FrameParser,
     /// xorshift state for WebSocket masking keys.
@@ -109,8 +105,6 @@ impl Conn {
             wpos: 0,
             inflight: VecDeque::with_capacity(pipeline),
             written_at: 0,
-            read_at: 0,
-            arrived_at: None,
             http: ResponseParser::default(),
             ws: FrameParser::default(),
             mask_state: u64::from_ne_bytes(seed) | 1,
@@ -195,7 +189,7 @@ pub fn run(
     }
     for i in 0..connections {
         if w.conns[i].stream.is_some() {
-            w.start(i, 0);
+            w.start(i);
         }
     }
     w.event_loop()?;
@@ -392,17 +386,17 @@ impl Worker<'_> {
             self.down.swap_remove(k);
             self.connect(i, now);
             if self.conns[i].stream.is_some() {
-                self.start(i, now);
+                self.start(i);
             }
         }
     }
 
     /// A connection just came up: closed loop sends its first batch, open loop queues
     /// it as idle.
-    fn start(&mut self, i: usize, now: u64) {
+    fn start(&mut self, i: usize) {
         if self.plan.rate.is_some() {
             self.make_idle(i);
-        } else if let Err(f) = self.send(i, self.plan.pipeline, now) {
+        } else if let Err(f) = self.send(i, self.plan.pipeline) {
             self.fail(i, f);
         }
     }
@@ -428,25 +422,29 @@ impl Worker<'_> {
                 continue;
             }
             let n = (due - self.next).min(self.plan.pipeline as u64) as usize;
-            if let Err(f) = self.send(i, n, self.next) {
+            if let Err(f) = self.send(i, n) {
                 self.fail(i, f);
             }
         }
     }
 
-    /// Writes a batch of `n` requests on connection `i`. Closed loop: `first` is the
-    /// send time of all of them; open loop: the index of the first request, each
-    /// request's latency starting at its own due time.
-    fn send(&mut self, i: usize, n: usize, first: u64) -> Result<(), Fail> {
+    /// Writes a batch of `n` requests on connection `i`. Closed loop: their latency
+    /// starts at this write; open loop: they are the next `n` of the schedule, each
+    /// one's latency starting at its own due time.
+    fn send(&mut self, i: usize, n: usize) -> Result<(), Fail> {
         let open = self.plan.rate.is_some();
+        let now = self.now();
         for k in 0..n as u64 {
-            let since = if open { self.due_at(first + k) } else { first };
+            let since = if open {
+                self.due_at(self.next + k)
+            } else {
+                now
+            };
             self.conns[i].inflight.push_back(since);
         }
         if open {
-            self.next = first + n as u64;
+            self.next += n as u64;
         }
-        let now = self.now();
         let c = &mut self.conns[i];
         c.wbuf.clear();
         c.wpos = 0;
@@ -514,15 +512,14 @@ impl Worker<'_> {
                     // moves the arrival toward the read, never before the true one.
                     let stamp = stamp.map(|at| (at, rxstamp::realtime_ns()));
                     let now = clock.elapsed().as_nanos() as u64;
-                    c.read_at = now;
                     // The stamp's age, taken off this clock's now. An arrival before the
                     // batch was written can only come from a step of the realtime
                     // clock: no stamp then.
-                    c.arrived_at = stamp
+                    let arrived = stamp
                         .and_then(|(at, real_now)| now.checked_sub(real_now.saturating_sub(at)))
                         .filter(|&arrived| arrived >= c.written_at);
                     c.rend += n;
-                    self.parse(i)?;
+                    self.parse(i, now, arrived)?;
                     // A short read drained the socket; edge-triggered epoll reports
                     // whatever arrives after it.
                     if n < room || self.conns[i].stream.is_none() {
@@ -536,8 +533,9 @@ impl Worker<'_> {
         }
     }
 
-    /// Takes every whole answer out of the read buffer.
-    fn parse(&mut self, i: usize) -> Result<(), Fail> {
+    /// Takes every whole answer out of the read buffer: read at `now`, its newest
+    /// bytes there since `arrived` (see `read`).
+    fn parse(&mut self, i: usize, now: u64, arrived: Option<u64>) -> Result<(), Fail> {
         let head = matches!(self.plan.protocol, Protocol::Http { head: true, .. });
         loop {
             let c = &mut self.conns[i];
@@ -560,7 +558,7 @@ impl Worker<'_> {
             };
             c.rstart += used;
             if let Some(status) = status {
-                self.answered(i, status)?;
+                self.answered(i, status, now, arrived)?;
                 if close {
                     return Err(Fail::Closed);
                 }
@@ -570,12 +568,16 @@ impl Worker<'_> {
         }
     }
 
-    /// One answer arrived on connection `i` (in its latest read): time it, then send
+    /// One answer arrived on connection `i` in a read at `now`: time it, then send
     /// more or go idle.
-    fn answered(&mut self, i: usize, status: u16) -> Result<(), Fail> {
-        let c = &mut self.conns[i];
-        let (now, arrived) = (c.read_at, c.arrived_at);
-        let Some(since) = c.inflight.pop_front() else {
+    fn answered(
+        &mut self,
+        i: usize,
+        status: u16,
+        now: u64,
+        arrived: Option<u64>,
+    ) -> Result<(), Fail> {
+        let Some(since) = self.conns[i].inflight.pop_front() else {
             // An answer nobody asked for: the stream is out of step.
             return Err(Fail::Read);
         };
@@ -587,10 +589,8 @@ impl Worker<'_> {
             self.make_idle(i);
             Ok(())
         } else if now < self.window_end {
-            // Right away: the server may be about to run out of work. (The next
-            // batch's latency runs from its write, not from this read.)
-            let write_at = self.now();
-            self.send(i, self.plan.pipeline, write_at)
+            // Right away: the server may be about to run out of work.
+            self.send(i, self.plan.pipeline)
         } else {
             Ok(())
         }
