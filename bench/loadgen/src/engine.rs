@@ -581,7 +581,8 @@ impl Worker<'_> {
             // An answer nobody asked for: the stream is out of step.
             return Err(Fail::Read);
         };
-        self.record(since, now, arrived, status);
+        let written = self.conns[i].written_at;
+        self.record(since, written, now, arrived, status);
         if !self.conns[i].inflight.is_empty() {
             return Ok(());
         }
@@ -596,27 +597,34 @@ impl Worker<'_> {
         }
     }
 
-    /// Counts an answer if its request belongs to the measured window: read at `now`,
-    /// its bytes on the socket since `arrived` (if stamped).
-    fn record(&mut self, since: u64, now: u64, arrived: Option<u64>, status: u16) {
+    /// Counts an answer if its request belongs to the measured window: due (or
+    /// written, closed loop) at `since`, written at `written`, read at `now`, its bytes
+    /// on the socket since `arrived` (if stamped).
+    fn record(&mut self, since: u64, written: u64, now: u64, arrived: Option<u64>, status: u16) {
         self.tally.answers_total += 1;
         if since < self.window_start || now > self.window_end {
             return;
         }
-        self.tally.completed += 1;
-        self.tally
-            .latency
-            .saturating_record(now.saturating_sub(since).max(1));
-        match arrived {
-            Some(at) => self
-                .tally
-                .arrival
-                .saturating_record(at.saturating_sub(since).max(1)),
-            None if self.plan.rate.is_some() => self.tally.unstamped += 1,
-            None => {}
-        }
+        let t = &mut self.tally;
+        t.completed += 1;
         if !(200..300).contains(&status) {
-            self.tally.errors.status += 1;
+            t.errors.status += 1;
+        }
+        t.latency
+            .saturating_record(now.saturating_sub(since).max(1));
+        if self.plan.rate.is_none() {
+            return;
+        }
+        // Open loop: the latency is the send delay, the round trip, then the read.
+        t.send_delay
+            .saturating_record(written.saturating_sub(since).max(1));
+        match arrived {
+            Some(at) => {
+                t.arrival.saturating_record(at.saturating_sub(since).max(1));
+                t.round_trip
+                    .saturating_record(at.saturating_sub(written).max(1));
+            }
+            None => t.unstamped += 1,
         }
     }
 
@@ -628,7 +636,8 @@ impl Worker<'_> {
             // A body delimited by the close: the close completed that answer.
             if let Some(r) = c.http.at_close() {
                 if let Some(since) = c.inflight.pop_front() {
-                    self.record(since, now, None, r.status);
+                    let written = c.written_at;
+                    self.record(since, written, now, None, r.status);
                 }
             }
         }
@@ -704,9 +713,9 @@ mod tests {
         addr
     }
 
-    #[test]
-    fn open_loop_times_each_answer_at_the_read_and_at_arrival() {
-        let delay = Duration::from_micros(300);
+    /// An open-loop run of 0.4 s (after 0.1 s of warm-up) at `rate` over `connections`
+    /// connections to a server that answers each request after `delay`.
+    fn open_loop(delay: Duration, rate: f64, connections: usize) -> Tally {
         let plan = Plan {
             addr: slow_server(delay),
             protocol: Protocol::Http {
@@ -714,14 +723,20 @@ mod tests {
                 head: false,
             },
             pipeline: 1,
-            rate: Some(500.0),
+            rate: Some(rate),
             threads: 1,
             warmup: Duration::from_millis(100),
             duration: Duration::from_millis(400),
-            timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
             spin: Duration::from_micros(100),
         };
-        let t = run(&plan, 0, 4, || {}).unwrap();
+        run(&plan, 0, connections, || {}).unwrap()
+    }
+
+    #[test]
+    fn open_loop_times_each_answer_at_the_read_and_at_arrival() {
+        let delay = Duration::from_micros(300);
+        let t = open_loop(delay, 500.0, 4);
         assert_eq!(t.errors.connect + t.errors.read + t.errors.write, 0);
         // 500 req/s for 0.4 s: 200 due. Answers that come after the window closes are
         // not counted, and on a busy machine the server's threads run late.
@@ -738,5 +753,36 @@ mod tests {
         // histogram resolves 0.1 us): with the stamps missing, the two would be equal.
         let (read, arrived) = (t.latency.mean(), t.arrival.mean());
         assert!(arrived < read - 100.0, "{arrived} {read}");
+        // From the write, not the due time: never longer than from the due time.
+        assert_eq!(t.round_trip.len(), t.completed);
+        assert!(t.round_trip.min() >= floor, "{}", t.round_trip.min());
+        assert!(
+            t.round_trip.mean() <= arrived,
+            "{} {arrived}",
+            t.round_trip.mean()
+        );
+    }
+
+    #[test]
+    fn open_loop_tells_the_clients_send_delay_from_the_servers_round_trip() {
+        // One connection to a server that takes 1 ms per answer, at 2,000 req/s: the
+        // requests queue in the client for the one connection, and their latency grows
+        // by the queue while each one's round trip stays near the server's 1 ms.
+        let delay = Duration::from_millis(1);
+        let t = open_loop(delay, 2000.0, 1);
+        assert_eq!(t.errors.connect + t.errors.read + t.errors.write, 0);
+        assert!(t.completed >= 50, "{}", t.completed);
+        assert!(t.backlog > 100, "{}", t.backlog);
+        assert_eq!(t.send_delay.len(), t.completed);
+        assert_eq!(t.round_trip.len(), t.completed);
+        let floor = delay.as_nanos() as u64;
+        assert!(t.round_trip.min() >= floor, "{}", t.round_trip.min());
+        // Tens of milliseconds in the queue against about one in the server.
+        let (queued, trip) = (
+            t.send_delay.value_at_quantile(0.5),
+            t.round_trip.value_at_quantile(0.5),
+        );
+        assert!(queued > 10 * floor, "{queued}");
+        assert!(trip < queued / 4, "{trip} {queued}");
     }
 }

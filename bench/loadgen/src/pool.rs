@@ -21,12 +21,17 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::report::{arrival, at_least_as_good, latency, median, rps, server_us, Metric, Results};
+use crate::report::{
+    arrival, at_least_as_good, latency, median, round_trip, rps, send_delay, server_us, Metric,
+    Results,
+};
 
-/// What to compare at each slice load, and whether higher is better. "p99 at arrival"
-/// is the p99 timed to the kernel's receive stamp instead of the client's read: the
-/// same answers without the client's own delay in reading them.
-const METRICS: [(&str, &str, bool, Metric); 10] = [
+/// What to compare at each slice load, and whether higher is better. Besides the p99
+/// from the due time to the client's read (the latency every report uses), open-loop
+/// rows split it: "p99 at arrival" ends at the kernel's receive stamp instead of the
+/// read; "p99 send delay" is from the due time to the write (the client running late);
+/// "p99 round trip" from the write to the receive stamp, the server's part.
+const METRICS: [(&str, &str, bool, Metric); 14] = [
     ("pair_max", "req/s", true, rps),
     ("pair_max", "server CPU us/req", false, server_us),
     ("pair_same50", "p50", false, |r| latency("p50")(r)),
@@ -35,11 +40,23 @@ const METRICS: [(&str, &str, bool, Metric); 10] = [
     ("pair_same50", "p99 at arrival", false, |r| {
         arrival("p99")(r)
     }),
+    ("pair_same50", "p99 send delay", false, |r| {
+        send_delay("p99")(r)
+    }),
+    ("pair_same50", "p99 round trip", false, |r| {
+        round_trip("p99")(r)
+    }),
     ("pair_open50", "p50", false, |r| latency("p50")(r)),
     ("pair_open50", "p90", false, |r| latency("p90")(r)),
     ("pair_open50", "p99", false, |r| latency("p99")(r)),
     ("pair_open50", "p99 at arrival", false, |r| {
         arrival("p99")(r)
+    }),
+    ("pair_open50", "p99 send delay", false, |r| {
+        send_delay("p99")(r)
+    }),
+    ("pair_open50", "p99 round trip", false, |r| {
+        round_trip("p99")(r)
     }),
 ];
 const RESAMPLES: usize = 4000;
@@ -240,7 +257,9 @@ mod tests {
                     json!({"scenario": "weather", "system": system, "round": i + 1,
                     "vs": vs, "load": "pair_same50",
                     "client": {"latency_us": {"p50": 10.0, "p90": 20.0, "p99": p99},
-                               "arrival_latency_us": {"p99": p99 - 5.0}}}),
+                               "arrival_latency_us": {"p99": p99 - 5.0},
+                               "send_delay_us": {"p99": 3.0},
+                               "round_trip_us": {"p99": p99 - 8.0}}}),
                 );
                 rows.push(
                     json!({"scenario": "weather", "system": system, "round": i + 1,
@@ -309,9 +328,9 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("| weather"))
             .collect();
-        // One row per p99 (at the read and at arrival): the p50s and p90s (all under
-        // 300 us too) get none.
-        assert_eq!(rows.len(), 2, "{quiet}");
+        // One row per p99 (at the read, at arrival, send delay, round trip): the p50s
+        // and p90s (all under 300 us too) get none.
+        assert_eq!(rows.len(), 4, "{quiet}");
         // Won 3 of the 4; medians 70 against 100; differences -50 -50 -10 +100.
         assert!(
             rows[0].contains("| same50 | p99 | 4 of 5 | 3 | 70.0 | 100.0 | -30.0 | "),
@@ -326,6 +345,18 @@ mod tests {
             rows[1].contains("| same50 | p99 at arrival | 4 of 5 | 3 | 65.0 | 95.0 | -30.0 | "),
             "{}",
             rows[1]
+        );
+        // Both clients equally late (3 us), in the stalled slice too (each row picks its
+        // own quiet slices): the difference is all in the round trip.
+        assert!(
+            rows[2].contains("| same50 | p99 send delay | 5 of 5 | 5 | 3.0 | 3.0 | +0.0 | "),
+            "{}",
+            rows[2]
+        );
+        assert!(
+            rows[3].contains("| same50 | p99 round trip | 4 of 5 | 3 | 62.0 | 92.0 | -30.0 | "),
+            "{}",
+            rows[3]
         );
     }
 

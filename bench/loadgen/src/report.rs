@@ -198,6 +198,18 @@ pub(crate) fn arrival(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
     client_figure("arrival_latency_us", key)
 }
 
+/// Open loop, the server's part: from each request's write to its answer's receive
+/// stamp (since session 17).
+pub(crate) fn round_trip(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+    client_figure("round_trip_us", key)
+}
+
+/// Open loop, the client's part before the write: from each request's due time to its
+/// write (since session 17).
+pub(crate) fn send_delay(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+    client_figure("send_delay_us", key)
+}
+
 fn client_figure(set: &'static str, key: &'static str) -> impl Fn(&Value) -> Option<f64> {
     move |r| r["client"][set][key].as_f64()
 }

@@ -52,7 +52,15 @@ pub struct Tally {
     /// loop: the kernel's receive stamp), leaving out the client's delay in reading
     /// them. Open loop only.
     pub arrival: Histogram<u64>,
-    /// Open loop: answers left out of `arrival` for want of a usable stamp (the first
+    /// Open loop: the same answers from their request's write to the receive stamp:
+    /// the server's (and loopback's) part, without the client's delays in sending and
+    /// in reading. What separates a server's latency from its load generator's.
+    pub round_trip: Histogram<u64>,
+    /// Open loop: from each request's due time to its write: the client running late,
+    /// or every connection busy.
+    pub send_delay: Histogram<u64>,
+    /// Open loop: answers left out of `arrival` and `round_trip` for want of a usable
+    /// stamp (the first
     /// reads of a run, before the kernel has turned stamping on).
     pub unstamped: u64,
     /// Answers received for requests sent (open loop: due) inside the window.
@@ -78,6 +86,8 @@ impl Tally {
         Tally {
             latency: histogram(),
             arrival: histogram(),
+            round_trip: histogram(),
+            send_delay: histogram(),
             unstamped: 0,
             completed: 0,
             answers_total: 0,
@@ -93,6 +103,12 @@ impl Tally {
     pub fn merge(&mut self, o: &Tally) {
         self.latency.add(&o.latency).expect("same histogram bounds");
         self.arrival.add(&o.arrival).expect("same histogram bounds");
+        self.round_trip
+            .add(&o.round_trip)
+            .expect("same histogram bounds");
+        self.send_delay
+            .add(&o.send_delay)
+            .expect("same histogram bounds");
         self.unstamped += o.unstamped;
         self.completed += o.completed;
         self.answers_total += o.answers_total;
@@ -195,6 +211,8 @@ pub fn to_json(setup: &Setup, t: &Tally) -> Value {
         "latency_us": summary(h),
         "arrival_latency_us": setup.rate.map(|_| summary(&t.arrival)),
         "arrival_unstamped": setup.rate.map(|_| t.unstamped),
+        "round_trip_us": setup.rate.map(|_| summary(&t.round_trip)),
+        "send_delay_us": setup.rate.map(|_| summary(&t.send_delay)),
         "percentiles_us": curve,
         "cpu": {
             "user_us": t.user_us,
@@ -260,6 +278,12 @@ pub fn print_text(setup: &Setup, t: &Tally) {
             &t.arrival,
             &format!("the same, to the kernel's receive stamp{left_out}"),
         );
+        line(
+            "send",
+            &t.send_delay,
+            "from the intended send time to the write",
+        );
+        line("trip", &t.round_trip, "from the write to the receive stamp");
     } else {
         line("latency", &t.latency, "from the write");
     }
