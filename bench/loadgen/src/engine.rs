@@ -248,7 +248,13 @@ impl Worker<'_> {
                 wake = wake.min(self.conns[i].retry_at);
             }
             let n = self.wait(&mut events, wake)?;
-            for ev in &events[..n] {
+            for (k, ev) in events[..n].iter().enumerate() {
+                // Open loop: a request that came due while the answers before this one
+                // were read goes out now, not after the rest of them (the loop's top
+                // dispatches after the last).
+                if k > 0 && self.plan.rate.is_some() && !self.idle.is_empty() {
+                    self.dispatch(self.now());
+                }
                 let (bits, i) = (ev.events, ev.u64 as usize);
                 if self.conns[i].stream.is_none() {
                     continue;
