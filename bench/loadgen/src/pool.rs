@@ -21,44 +21,74 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::report::{
-    arrival, at_least_as_good, latency, median, round_trip, rps, send_delay, server_us, Metric,
-    Results,
-};
+use crate::report::{at_least_as_good, client_figure, median, rps, server_us, Metric, Results};
 
-/// What to compare at each slice load, and whether higher is better. Besides the p99
-/// from the due time to the client's read (the latency every report uses), open-loop
-/// rows split it: "p99 at arrival" ends at the kernel's receive stamp instead of the
-/// read; "p99 send delay" is from the due time to the write (the client running late);
-/// "p99 round trip" from the write to the receive stamp, the server's part.
-const METRICS: [(&str, &str, bool, Metric); 14] = [
-    ("pair_max", "req/s", true, rps),
-    ("pair_max", "server CPU us/req", false, server_us),
-    ("pair_same50", "p50", false, |r| latency("p50")(r)),
-    ("pair_same50", "p90", false, |r| latency("p90")(r)),
-    ("pair_same50", "p99", false, |r| latency("p99")(r)),
-    ("pair_same50", "p99 at arrival", false, |r| {
-        arrival("p99")(r)
-    }),
-    ("pair_same50", "p99 send delay", false, |r| {
-        send_delay("p99")(r)
-    }),
-    ("pair_same50", "p99 round trip", false, |r| {
-        round_trip("p99")(r)
-    }),
-    ("pair_open50", "p50", false, |r| latency("p50")(r)),
-    ("pair_open50", "p90", false, |r| latency("p90")(r)),
-    ("pair_open50", "p99", false, |r| latency("p99")(r)),
-    ("pair_open50", "p99 at arrival", false, |r| {
-        arrival("p99")(r)
-    }),
-    ("pair_open50", "p99 send delay", false, |r| {
-        send_delay("p99")(r)
-    }),
-    ("pair_open50", "p99 round trip", false, |r| {
-        round_trip("p99")(r)
-    }),
+/// What to compare at the closed-loop maximum, and whether higher is better.
+const AT_MAX: [(&str, bool, Metric); 2] = [
+    ("req/s", true, rps),
+    ("server CPU us/req", false, server_us),
 ];
+/// The slice loads at half a maximum (see the module docs).
+const HALF_LOADS: [&str; 2] = ["pair_same50", "pair_open50"];
+/// What to compare at each half load (lower is better): a name and where the client's
+/// output holds it (figure set, key). Besides the p99 from the due time to the client's
+/// read (the latency every report uses), open-loop rows split it: "p99 at arrival" ends
+/// at the kernel's receive stamp instead of the read; "p99 send delay" is from the due
+/// time to the write (the client running late); "p99 round trip" from the write to the
+/// receive stamp, the server's part.
+const AT_HALF: [(&str, &str, &str); 6] = [
+    ("p50", "latency_us", "p50"),
+    ("p90", "latency_us", "p90"),
+    ("p99", "latency_us", "p99"),
+    ("p99 at arrival", "arrival_latency_us", "p99"),
+    ("p99 send delay", "send_delay_us", "p99"),
+    ("p99 round trip", "round_trip_us", "p99"),
+];
+
+/// One compared metric: its slice load, name, whether higher is better, and where a
+/// row holds it.
+struct Compared {
+    load: &'static str,
+    name: &'static str,
+    higher_wins: bool,
+    figure: Figure,
+}
+
+#[derive(Clone, Copy)]
+enum Figure {
+    Row(Metric),
+    /// A figure of the client's output: set and key.
+    Client(&'static str, &'static str),
+}
+
+impl Figure {
+    fn of(self, r: &Value) -> Option<f64> {
+        match self {
+            Figure::Row(f) => f(r),
+            Figure::Client(set, key) => client_figure(set, key)(r),
+        }
+    }
+}
+
+/// Every compared metric, in the tables' order: the maximum's, then each half load's.
+fn compared() -> Vec<Compared> {
+    let at_max = AT_MAX.iter().map(|&(name, higher_wins, f)| Compared {
+        load: "pair_max",
+        name,
+        higher_wins,
+        figure: Figure::Row(f),
+    });
+    let at_half = HALF_LOADS.iter().flat_map(|&load| {
+        AT_HALF.iter().map(move |&(name, set, key)| Compared {
+            load,
+            name,
+            higher_wins: false,
+            figure: Figure::Client(set, key),
+        })
+    });
+    at_max.chain(at_half).collect()
+}
+
 const RESAMPLES: usize = 4000;
 /// A slice is quiet when both p99s stayed under this (microseconds): the machine's
 /// stalls put a slice's p99 in the milliseconds, a quiet one is under 100 us.
@@ -79,7 +109,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
 }
 
 /// A scenario's first system against one baseline: the slices' figures (first,
-/// baseline), per metric of `METRICS`.
+/// baseline), per metric of [`compared`].
 struct Matchup<'a> {
     key: (&'a str, &'a str, &'a str),
     pairs: Vec<Vec<(f64, f64)>>,
@@ -91,6 +121,7 @@ fn pool(docs: &[Value]) -> Result<String, String> {
         .iter()
         .map(Results::from_json)
         .collect::<Result<Vec<_>, _>>()?;
+    let metrics = compared();
     // In the order first seen.
     let mut found: Vec<Matchup> = Vec::new();
     for res in &results {
@@ -101,16 +132,16 @@ fn pool(docs: &[Value]) -> Result<String, String> {
             for other in others.iter().filter(|o| !o.name.starts_with("sluice")) {
                 let key = (sc.name, first.name, other.name);
                 let i = found.iter().position(|m| m.key == key).unwrap_or_else(|| {
-                    let pairs = vec![Vec::new(); METRICS.len()];
+                    let pairs = vec![Vec::new(); metrics.len()];
                     found.push(Matchup { key, pairs });
                     found.len() - 1
                 });
-                for (cell, &(load, _, _, f)) in found[i].pairs.iter_mut().zip(&METRICS) {
+                for (cell, m) in found[i].pairs.iter_mut().zip(&metrics) {
                     // A failed row has no figure and so no pair; a zero (no answers)
                     // has no ratio and is left out as well.
                     cell.extend(
                         first
-                            .pairs(other, load, f)
+                            .pairs(other, m.load, |r| m.figure.of(r))
                             .into_iter()
                             .filter(|&(a, b)| a > 0.0 && b > 0.0),
                     );
@@ -130,7 +161,8 @@ fn pool(docs: &[Value]) -> Result<String, String> {
     );
     for Matchup { key, pairs } in &found {
         let (sc, first, other) = key;
-        for (&(load, name, higher_wins, _), pairs) in METRICS.iter().zip(pairs) {
+        for (m, pairs) in metrics.iter().zip(pairs) {
+            let (load, name, higher_wins) = (m.load, m.name, m.higher_wins);
             let logs: Vec<f64> = pairs.iter().map(|(a, b)| (a / b).ln()).collect();
             let Some((mean, lo, hi)) = geomean_interval(&logs) else {
                 continue;
@@ -147,12 +179,12 @@ fn pool(docs: &[Value]) -> Result<String, String> {
             );
         }
     }
-    out.push_str(&quiet(&found));
+    out.push_str(&quiet(&metrics, &found));
     Ok(out)
 }
 
 /// The quiet-slice table (see the module docs).
-fn quiet(found: &[Matchup]) -> String {
+fn quiet(metrics: &[Compared], found: &[Matchup]) -> String {
     let mut out = format!(
         "\nQuiet slices: both p99s of the row's metric under {QUIET_BELOW_US} us (so each row \
          picks its own); medians over them (us).\n\n\
@@ -161,7 +193,8 @@ fn quiet(found: &[Matchup]) -> String {
     );
     for Matchup { key, pairs } in found {
         let (sc, first, other) = key;
-        for (&(load, name, higher_wins, _), pairs) in METRICS.iter().zip(pairs) {
+        for (m, pairs) in metrics.iter().zip(pairs) {
+            let (load, name, higher_wins) = (m.load, m.name, m.higher_wins);
             if !name.starts_with("p99") {
                 continue;
             }

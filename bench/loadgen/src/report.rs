@@ -90,7 +90,12 @@ impl<'a> System<'a> {
 
     /// `f` of this system and of `other` in the rows of `load` of the same round; of a
     /// paired-slice load (`pair_*`), only this system's slices against `other`.
-    pub fn pairs(&self, other: &System, load: &str, f: Metric) -> Vec<(f64, f64)> {
+    pub fn pairs(
+        &self,
+        other: &System,
+        load: &str,
+        f: impl Fn(&Value) -> Option<f64>,
+    ) -> Vec<(f64, f64)> {
         let slices = load.starts_with("pair_");
         self.loads(load)
             .filter(|r| !slices || r["vs"].as_str() == Some(other.name))
@@ -192,25 +197,12 @@ pub(crate) fn latency(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
     client_figure("latency_us", key)
 }
 
-/// A latency figure timed to the kernel's receive stamp (open-loop rows since session
-/// 16; older files have none).
-pub(crate) fn arrival(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
-    client_figure("arrival_latency_us", key)
-}
-
-/// Open loop, the server's part: from each request's write to its answer's receive
-/// stamp (since session 17).
-pub(crate) fn round_trip(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
-    client_figure("round_trip_us", key)
-}
-
-/// Open loop, the client's part before the write: from each request's due time to its
-/// write (since session 17).
-pub(crate) fn send_delay(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
-    client_figure("send_delay_us", key)
-}
-
-fn client_figure(set: &'static str, key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+/// Figure `key` of the client's output's `set` (`latency_us`, `arrival_latency_us`,
+/// ...; figures an older file lacks are `None`).
+pub(crate) fn client_figure(
+    set: &'static str,
+    key: &'static str,
+) -> impl Fn(&Value) -> Option<f64> {
     move |r| r["client"][set][key].as_f64()
 }
 

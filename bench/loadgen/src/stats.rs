@@ -60,8 +60,7 @@ pub struct Tally {
     /// or every connection busy.
     pub send_delay: Histogram<u64>,
     /// Open loop: answers left out of `arrival` and `round_trip` for want of a usable
-    /// stamp (the first
-    /// reads of a run, before the kernel has turned stamping on).
+    /// stamp (the first reads of a run, before the kernel has turned stamping on).
     pub unstamped: u64,
     /// Answers received for requests sent (open loop: due) inside the window.
     pub completed: u64,
