@@ -115,7 +115,9 @@ fn start(config: Config) -> Result<i32, String> {
             // glommio's own spin when its run queue is empty: long enough for the
             // poller's reactor visit (a timer due 1 us after it is set) to fire without
             // a sleep, short against any real wait.
-            .spin_before_park(Duration::from_micros(10));
+            .spin_before_park(Duration::from_micros(10))
+            // Not 100 ms: the driver decides when the reactor runs (`REACTOR_EVERY`).
+            .preempt_timer(poller::PREEMPT_AFTER);
         let handle = builder
             .spawn(move || {
                 poller::Counted(shard_main(index, config, listeners, global, metrics, ready))

@@ -370,10 +370,11 @@ mod tests {
             });
             // A glommio timer, not a `sleep` (which the driver fires): glommio wakes
             // this task while the driver stays parked. The driver parks once its first
-            // block has ended, at the latest after one reactor period
-            // (`REACTOR_EVERY`, 50 ms): 200 ms leaves it time to.
+            // block has ended, at the latest after one reactor period (`REACTOR_EVERY`):
+            // 200 ms more leaves it time to.
+            let parked = crate::runtime::poller::REACTOR_EVERY + Duration::from_millis(200);
             #[allow(clippy::disallowed_methods)]
-            glommio::timer::Timer::new(Duration::from_millis(200)).await;
+            glommio::timer::Timer::new(parked).await;
             b.set_read_timeout(Some(Duration::from_millis(100)));
             let started = Instant::now();
             let read = read_within(&mut b, &mut [0u8; 4], 3000).await;
