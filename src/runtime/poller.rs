@@ -85,7 +85,7 @@ const EVENTS: usize = 64;
 /// visit is a safety net, and a costly one: several io_uring calls during which the
 /// requests that arrive wait. Traced at 84k req/s with a visit every 50 ms, the 0.2%
 /// of requests answered within 100 us after one spent a median 60-74 us in the
-/// server, against 15-18 us for the rest: enough to move the p99 by a microsecond
+/// server, against 18-23 us for the rest: enough to move the p99 by a microsecond
 /// or two. At 5 ms the visits set the p99 (116 us against nginx's 81 at 50k req/s).
 /// glommio's own preemption timer is longer (`PREEMPT_AFTER`): it forces no visits.
 pub(crate) const REACTOR_EVERY: Duration = Duration::from_millis(500);
