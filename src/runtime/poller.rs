@@ -964,6 +964,16 @@ fn add(epfd: &OwnedFd, fd: i32, token: u64, events: i32) -> io::Result<()> {
     ctl(epfd, libc::EPOLL_CTL_ADD, fd, token, events)
 }
 
+/// The events a socket is watched for: bytes (and the end of the stream, errors), and
+/// with `room`, room to write.
+fn watched(room: bool) -> i32 {
+    if room {
+        libc::EPOLLIN | libc::EPOLLOUT
+    } else {
+        libc::EPOLLIN
+    }
+}
+
 /// `epoll_ctl` `op` (add or modify) of `fd` in `epfd`, as [`add`] says.
 fn ctl(epfd: &OwnedFd, op: i32, fd: i32, token: u64, events: i32) -> io::Result<()> {
     let mut ev = libc::epoll_event {
@@ -1130,12 +1140,12 @@ impl Registration {
         slot.expired = None;
         let generation = slot.generation;
         drop(slots);
-        let events = if connecting {
-            libc::EPOLLIN | libc::EPOLLOUT
-        } else {
-            libc::EPOLLIN
-        };
-        if let Err(e) = add(&poller.epfd, fd, token(generation, index), events) {
+        if let Err(e) = add(
+            &poller.epfd,
+            fd,
+            token(generation, index),
+            watched(connecting),
+        ) {
             poller.free.borrow_mut().push(index);
             return Err(e);
         }
@@ -1160,14 +1170,8 @@ impl Registration {
     pub fn blocked(&self) -> io::Result<()> {
         if !self.watches_room.get() {
             let token = self.token(&self.poller.slots.borrow()[self.index as usize]);
-            let events = libc::EPOLLIN | libc::EPOLLOUT;
-            ctl(
-                &self.poller.epfd,
-                libc::EPOLL_CTL_MOD,
-                self.fd,
-                token,
-                events,
-            )?;
+            let (epfd, fd) = (&self.poller.epfd, self.fd);
+            ctl(epfd, libc::EPOLL_CTL_MOD, fd, token, watched(true))?;
             self.watches_room.set(true);
         }
         self.poller.slots.borrow_mut()[self.index as usize].blocked = true;
