@@ -193,7 +193,7 @@ fn rss_mib(r: &Value) -> Option<f64> {
     Some(r["server"]["vmhwm_kib"].as_f64()? / 1024.0)
 }
 
-pub(crate) fn latency(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
+fn latency(key: &'static str) -> impl Fn(&Value) -> Option<f64> {
     client_figure("latency_us", key)
 }
 
